@@ -1,0 +1,76 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+)
+
+// FuzzReader feeds arbitrary ring contents and indices to the chunk decoder.
+// Whatever a peer writes, the reader must return messages or an error, and
+// never panic, loop forever or allocate beyond its limit.
+func FuzzReader(f *testing.F) {
+	// Seeds: real traffic, then some hand-made damage.
+	l, mem := newTestSegment(f, MinRingSize)
+	r := l.Ring(mem, ClientToServer)
+	p, _ := NewProducer(r)
+	for _, n := range []int{0, 5, 100, 3000} {
+		p.WriteMessage(make([]byte, n), func(uint64) error { return io.EOF })
+	}
+	f.Add(append([]byte(nil), r.data...), uint64(0), p.tail, false)
+	f.Add(append([]byte(nil), r.data...), uint64(8), p.tail, true)
+	long := make([]byte, 64)
+	binary.LittleEndian.PutUint32(long, 16)
+	long[4] = FlagBegin
+	binary.LittleEndian.PutUint64(long[8:], 1<<40)
+	f.Add(long, uint64(0), uint64(64), false)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, FlagBegin | FlagEnd, 0, 0, 0}, uint64(0), uint64(8), false)
+	f.Add([]byte{8, 0, 0, 0, FlagPad, 0, 0, 0}, uint64(MinRingSize-8), uint64(MinRingSize+8), false)
+
+	f.Fuzz(func(t *testing.T, data []byte, head, tail uint64, resumed bool) {
+		l, mem := newTestSegment(t, MinRingSize)
+		r := l.Ring(mem, ClientToServer)
+		copy(r.data, data)
+		r.ctl.head.Store(head)
+		r.ctl.tail.Store(tail)
+		c, err := NewConsumer(r)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("NewConsumer: %v", err)
+			}
+			return
+		}
+		rd := NewReader(c, resumed)
+		rd.MaxMessage = 1 << 20
+		buf := make([]byte, 512)
+		for i := 0; i < 1000; i++ {
+			var err error
+			switch i % 3 {
+			case 0:
+				var m []byte
+				m, err = rd.ReadMessage()
+				if uint64(len(m)) > rd.MaxMessage {
+					t.Fatalf("message of %d bytes over the limit", len(m))
+				}
+			case 1:
+				_, err = rd.ReadInto(buf)
+				var sb *ShortBufferError
+				if errors.As(err, &sb) {
+					_, err = rd.ReadMessage()
+				}
+			case 2:
+				_, err = rd.Read(buf)
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return
+			}
+			if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrMessageTooLarge) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if errors.Is(err, ErrCorrupt) {
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,255 @@
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrMessageTooLarge is returned for a message longer than a configured
+// maximum, by the writer before sending or by the reader, which skips it.
+var ErrMessageTooLarge = errors.New("message too large")
+
+// ShortBufferError is returned by ReadInto when the next message does not fit
+// the caller's buffer. Nothing was consumed: retry with Need bytes.
+type ShortBufferError struct{ Need uint64 }
+
+func (e *ShortBufferError) Error() string {
+	return fmt.Sprintf("short buffer: next message needs %d bytes", e.Need)
+}
+
+// Is makes a ShortBufferError match io.ErrShortBuffer.
+func (e *ShortBufferError) Is(target error) bool { return target == io.ErrShortBuffer }
+
+// Reader reassembles messages from the chunks of a Consumer and checks that
+// the chunk sequence is well formed. Like the Consumer, it is used by one
+// goroutine at a time.
+type Reader struct {
+	c *Consumer
+
+	// Wait blocks until the ring may hold data (the caller re-checks), or
+	// returns why it cannot wait any longer (io.EOF at a clean end).
+	Wait func() error
+	// MaxMessage bounds what ReadMessage will allocate.
+	MaxMessage uint64
+
+	cur    header // the chunk being read, still in the ring
+	curOff uint64 // payload bytes of cur already delivered
+	hasCur bool
+
+	inMsg   bool   // a Begin was taken and its End was not
+	total   uint64 // length of the current message
+	got     uint64 // bytes of the current message delivered so far
+	syncing bool   // attached mid-stream: skip to the next Begin
+
+	// Aborted counts messages abandoned part-way by the producer.
+	Aborted uint64
+}
+
+// NewReader returns a Reader over c. If resumed is set, the consumer took over
+// a ring from a previous reader and chunks before the next message start are
+// skipped rather than treated as corrupt.
+func NewReader(c *Consumer, resumed bool) *Reader {
+	return &Reader{c: c, syncing: resumed, MaxMessage: 1 << 62, Wait: func() error { return io.EOF }}
+}
+
+// Consumer returns the underlying consumer.
+func (r *Reader) Consumer() *Consumer { return r.c }
+
+// current makes sure r.cur holds a chunk with payload semantics (not a pad or
+// an abort), taking the next one from the ring and waiting for it if block
+// is set. It reports false only when !block and nothing is ready.
+func (r *Reader) current(block bool) (bool, error) {
+	if r.hasCur {
+		return true, nil
+	}
+	for {
+		h, ok, err := r.c.peek()
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			if !block {
+				return false, nil
+			}
+			if err := r.Wait(); err != nil {
+				if err == io.EOF && r.inMsg {
+					err = io.ErrUnexpectedEOF
+				}
+				return false, err
+			}
+			continue
+		}
+		switch {
+		case h.flags == FlagPad:
+			r.c.release(h)
+			continue
+		case h.flags == FlagAbort:
+			r.c.release(h)
+			if r.inMsg {
+				r.inMsg = false
+				r.Aborted++
+			}
+			continue
+		case h.flags&FlagBegin != 0:
+			if r.inMsg && !r.syncing {
+				return false, corruptf("message begins inside another (%d of %d bytes read)", r.got, r.total)
+			}
+			r.syncing = false
+			r.total, r.got = h.total, 0
+		case !r.inMsg:
+			if r.syncing {
+				r.c.release(h)
+				continue
+			}
+			return false, corruptf("continuation chunk outside a message")
+		}
+		end := r.got + h.length
+		if end > r.total || (h.flags&FlagEnd != 0 && end != r.total) {
+			return false, corruptf("chunk of %d bytes at %d does not fit a message of %d", h.length, r.got, r.total)
+		}
+		r.inMsg = h.flags&FlagEnd == 0
+		r.cur, r.curOff, r.hasCur = h, 0, true
+		return true, nil
+	}
+}
+
+// take copies up to len(b) bytes of the current chunk into b.
+func (r *Reader) take(b []byte) int {
+	k := copy(b, r.c.payload(r.cur)[r.curOff:])
+	r.curOff += uint64(k)
+	r.got += uint64(k)
+	r.c.Bytes += uint64(k)
+	if r.curOff == r.cur.length {
+		r.c.release(r.cur)
+		r.hasCur = false
+		if r.cur.flags&FlagEnd != 0 {
+			r.c.Messages++
+		}
+	}
+	return k
+}
+
+// fill copies the rest of the current message into b, which is exactly that
+// long. It reports restart if the producer abandoned the message meanwhile.
+func (r *Reader) fill(b []byte) (restart bool, err error) {
+	n, restart, err := r.fillFunc(func(int) []byte { return b }, 0)
+	_ = n
+	return restart, err
+}
+
+// fillFunc copies the rest of the current message into the buffer that grow
+// returns; grow(n) must return a buffer of at least n+1 free bytes beyond
+// the n already filled... see ReadMessage. It returns the bytes copied.
+func (r *Reader) fillFunc(grow func(n int) []byte, n int) (int, bool, error) {
+	aborted := r.Aborted
+	for {
+		if _, err := r.current(true); err != nil {
+			return n, false, err
+		}
+		if r.Aborted != aborted {
+			return n, true, nil
+		}
+		end := r.cur.flags&FlagEnd != 0
+		b := grow(n)
+		n += r.take(b[n:])
+		if end && !r.hasCur {
+			return n, false, nil
+		}
+	}
+}
+
+// initialAlloc caps the first allocation for a message: a peer that claims
+// a huge message must actually send the bytes before we allocate them.
+const initialAlloc = 64 << 10
+
+// ReadMessage returns the next message (or what remains of one that stream
+// reads started) in a new buffer. The buffer grows as chunks arrive, so the
+// allocation is bounded by the bytes received, not by the length claimed.
+func (r *Reader) ReadMessage() ([]byte, error) {
+	for {
+		if _, err := r.current(true); err != nil {
+			return nil, err
+		}
+		if r.total > r.MaxMessage {
+			return nil, r.discard()
+		}
+		need := int(r.total - r.got)
+		buf := make([]byte, min(need, initialAlloc))
+		grow := func(n int) []byte {
+			if n == len(buf) && n < need {
+				nb := make([]byte, min(need, 2*len(buf)))
+				copy(nb, buf)
+				buf = nb
+			}
+			return buf
+		}
+		n, restart, err := r.fillFunc(grow, 0)
+		if err != nil || !restart {
+			return buf[:n], err
+		}
+	}
+}
+
+// ReadInto copies the next message into b and returns its length. If it does
+// not fit, it returns a *ShortBufferError and consumes nothing.
+func (r *Reader) ReadInto(b []byte) (int, error) {
+	for {
+		if _, err := r.current(true); err != nil {
+			return 0, err
+		}
+		need := r.total - r.got
+		if need > uint64(len(b)) {
+			return 0, &ShortBufferError{Need: need}
+		}
+		restart, err := r.fill(b[:need])
+		if err != nil {
+			return 0, err
+		}
+		if !restart {
+			return int(need), nil
+		}
+	}
+}
+
+// Read reads bytes in stream fashion, ignoring message boundaries. It blocks
+// only until at least one byte is available.
+func (r *Reader) Read(b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		ok, err := r.current(n == 0)
+		if err != nil {
+			if n > 0 {
+				return n, nil // the error will come again on the next call
+			}
+			return 0, err
+		}
+		if !ok {
+			break
+		}
+		n += r.take(b[n:])
+	}
+	return n, nil
+}
+
+// discard skips the rest of an oversized message.
+func (r *Reader) discard() error {
+	total := r.total
+	aborted := r.Aborted
+	for {
+		if _, err := r.current(true); err != nil {
+			return err
+		}
+		if r.Aborted != aborted {
+			break
+		}
+		end := r.cur.flags&FlagEnd != 0
+		r.got += r.cur.length - r.curOff
+		r.c.release(r.cur)
+		r.hasCur = false
+		if end {
+			break
+		}
+	}
+	return fmt.Errorf("%w: %d bytes, limit %d; skipped", ErrMessageTooLarge, total, r.MaxMessage)
+}

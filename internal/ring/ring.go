@@ -1,0 +1,176 @@
+package ring
+
+// Ring is one single-producer, single-consumer byte ring inside a segment.
+// Indices are free-running byte counts (they never wrap in practice: 2^64
+// bytes); a position in the data area is index & mask.
+type Ring struct {
+	ctl  *control
+	data []byte
+	size uint64
+	mask uint64
+}
+
+// Size is the ring's data area in bytes.
+func (r *Ring) Size() uint64 { return r.size }
+
+// indices reads and validates the shared indices, for a side that attaches
+// to a ring that may already hold data.
+func (r *Ring) indices() (head, tail uint64, err error) {
+	head, tail = r.ctl.head.Load(), r.ctl.tail.Load()
+	if head > tail || tail-head > r.size || head%align != 0 || tail%align != 0 {
+		return 0, 0, corruptf("ring indices head %d tail %d do not fit a ring of %d", head, tail, r.size)
+	}
+	return head, tail, nil
+}
+
+// Counters are the statistics one end of a ring keeps. The owner reads them
+// only while it holds the lock that serialises that end.
+type Counters struct {
+	Messages  uint64 // whole messages written or read
+	Bytes     uint64 // payload bytes written or read
+	Wakeups   uint64 // times this end rang the other end's doorbell
+	HighWater uint64 // most bytes seen in the ring at once
+}
+
+// Producer is the writing end of a ring. Only one goroutine may use it at a
+// time; the owner serialises writers.
+type Producer struct {
+	r    *Ring
+	tail uint64 // ours: the peer's copy is never read back
+	head uint64 // the consumer's index as last read and validated
+
+	// pendingAbort is set when a streamed message was cut off part-way.
+	pendingAbort bool
+
+	// Notify rings the consumer's doorbell. It is called after a publish
+	// that finds the consumer asleep.
+	Notify func()
+	Counters
+}
+
+// NewProducer attaches a producer to r, resuming after whatever is in it.
+func NewProducer(r *Ring) (*Producer, error) {
+	head, tail, err := r.indices()
+	if err != nil {
+		return nil, err
+	}
+	return &Producer{r: r, tail: tail, head: head, Notify: func() {}}, nil
+}
+
+// Free returns the bytes that can be written now, re-reading the consumer's
+// index. A consumer index that moved backwards or past our own is corrupt.
+func (p *Producer) Free() (uint64, error) {
+	h := p.r.ctl.head.Load()
+	if h < p.head || h > p.tail || h%align != 0 {
+		return 0, corruptf("consumer index %d outside [%d, %d]", h, p.head, p.tail)
+	}
+	p.head = h
+	used := p.tail - h
+	if used > p.HighWater {
+		p.HighWater = used
+	}
+	return p.r.size - used, nil
+}
+
+// free is Free without re-reading: a lower bound.
+func (p *Producer) free() uint64 { return p.r.size - (p.tail - p.head) }
+
+// Sleep announces that the producer is about to sleep until the consumer
+// frees space. The caller must re-check Free afterwards (a consumer that
+// freed space just before the announcement will not ring) and call Awake
+// when it stops waiting.
+func (p *Producer) Sleep() { p.r.ctl.writerSleeping.Store(1) }
+
+// Awake withdraws a Sleep announcement.
+func (p *Producer) Awake() { p.r.ctl.writerSleeping.Store(0) }
+
+// publish makes everything written so far visible and wakes a sleeping
+// consumer. The sequentially consistent store orders the tail before the
+// load of the sleeping flag; with the consumer announcing sleep before it
+// re-reads the tail, one of the two always sees the other (no lost wake-up).
+func (p *Producer) publish() {
+	p.r.ctl.tail.Store(p.tail)
+	if p.r.ctl.readerSleeping.Load() != 0 && p.r.ctl.readerSleeping.Swap(0) != 0 {
+		p.Wakeups++
+		p.Notify()
+	}
+}
+
+// Consumer is the reading end of a ring.
+type Consumer struct {
+	r    *Ring
+	head uint64 // ours
+	tail uint64 // the producer's index as last read and validated
+
+	// Notify rings the producer's doorbell after a release that finds the
+	// producer asleep.
+	Notify func()
+	Counters
+}
+
+// NewConsumer attaches a consumer to r, resuming at the shared read index.
+func NewConsumer(r *Ring) (*Consumer, error) {
+	head, tail, err := r.indices()
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{r: r, head: head, tail: tail, Notify: func() {}}, nil
+}
+
+// Ready reports whether at least one chunk is readable, re-reading the
+// producer's index if the last one read is used up.
+func (c *Consumer) Ready() (bool, error) {
+	if c.tail != c.head {
+		return true, nil
+	}
+	if err := c.refresh(); err != nil {
+		return false, err
+	}
+	return c.tail != c.head, nil
+}
+
+func (c *Consumer) refresh() error {
+	t := c.r.ctl.tail.Load()
+	if t < c.tail || t-c.head > c.r.size || t%align != 0 {
+		return corruptf("producer index %d outside [%d, %d]", t, c.tail, c.head+c.r.size)
+	}
+	c.tail = t
+	if used := t - c.head; used > c.HighWater {
+		c.HighWater = used
+	}
+	return nil
+}
+
+// Sleep announces that the consumer is about to sleep until data arrives;
+// see Producer.Sleep for the protocol.
+func (c *Consumer) Sleep() { c.r.ctl.readerSleeping.Store(1) }
+
+// Awake withdraws a Sleep announcement.
+func (c *Consumer) Awake() { c.r.ctl.readerSleeping.Store(0) }
+
+// peek decodes the chunk at the read index, if there is one.
+func (c *Consumer) peek() (header, bool, error) {
+	if ok, err := c.Ready(); !ok || err != nil {
+		return header{}, false, err
+	}
+	off := c.head & c.r.mask
+	avail := min(c.tail-c.head, c.r.size-off)
+	h, err := decodeHeader(c.r.data[off : off+avail])
+	return h, err == nil, err
+}
+
+// payload is the peer-writable view of h's bytes; h was decoded at head.
+func (c *Consumer) payload(h header) []byte {
+	off := c.head&c.r.mask + h.hlen
+	return c.r.data[off : off+h.length : off+h.length]
+}
+
+// release gives the chunk's bytes back to the producer.
+func (c *Consumer) release(h header) {
+	c.head += h.frame()
+	c.r.ctl.head.Store(c.head)
+	if c.r.ctl.writerSleeping.Load() != 0 && c.r.ctl.writerSleeping.Swap(0) != 0 {
+		c.Wakeups++
+		c.Notify()
+	}
+}

@@ -1,0 +1,244 @@
+package ring
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// newTestSegment returns a segment in ordinary memory. In-process tests of
+// the ring logic only; links between processes are tested in package shmlink.
+func newTestSegment(t testing.TB, ringSize uint64) (Layout, []byte) {
+	l := Layout{RingSize: [2]uint64{ringSize, ringSize}}
+	mem := make([]byte, l.Size())
+	if err := Init(mem, l); err != nil {
+		t.Fatal(err)
+	}
+	return l, mem
+}
+
+func spinWait(uint64) error { runtime.Gosched(); return nil }
+
+func pair(t testing.TB, ringSize uint64) (*Producer, *Reader) {
+	l, mem := newTestSegment(t, ringSize)
+	got, err := Parse(mem)
+	if err != nil || got != l {
+		t.Fatalf("Parse = %v, %v", got, err)
+	}
+	r := l.Ring(mem, ClientToServer)
+	p, err := NewProducer(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumer(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := NewReader(c, false)
+	rd.Wait = func() error { runtime.Gosched(); return nil }
+	return p, rd
+}
+
+// message builds a payload of n bytes whose first bytes carry seq and a
+// checksum of the rest, so any loss, duplication or corruption shows.
+func message(seq uint32, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(int(seq)*7 + i)
+	}
+	if n >= 8 {
+		binary.LittleEndian.PutUint32(b, seq)
+		binary.LittleEndian.PutUint32(b[4:], crc32.ChecksumIEEE(b[8:]))
+	}
+	return b
+}
+
+func TestMessagesOfEverySize(t *testing.T) {
+	const ring = 4096
+	sizes := []int{0, 1, 7, 8, 9, 63, 64, ring/2 - 9, ring/2 - 8, ring/2 - 7, ring - 1, ring, ring + 1, 5*ring + 3, 64 << 10}
+	for _, mode := range []string{"ReadMessage", "ReadInto", "Read"} {
+		t.Run(mode, func(t *testing.T) {
+			p, rd := pair(t, ring)
+			var want [][]byte
+			for round := 0; round < 3; round++ {
+				for i, n := range sizes {
+					want = append(want, message(uint32(round*100+i), n))
+				}
+			}
+			done := make(chan error, 1)
+			go func() {
+				for _, m := range want {
+					if err := p.WriteMessage(m, spinWait); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			buf := make([]byte, 64<<10)
+			for i, w := range want {
+				var got []byte
+				var err error
+				switch mode {
+				case "ReadMessage":
+					got, err = rd.ReadMessage()
+				case "ReadInto":
+					var n int
+					n, err = rd.ReadInto(buf)
+					got = buf[:n]
+				case "Read":
+					got = make([]byte, len(w))
+					_, err = io.ReadFull(readerFunc(rd.Read), got)
+				}
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+				if !bytes.Equal(got, w) {
+					t.Fatalf("message %d (%d bytes): got %d bytes, content differs", i, len(w), len(got))
+				}
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if mode != "Read" && rd.c.Messages != uint64(len(want)) {
+				t.Errorf("Messages = %d, want %d", rd.c.Messages, len(want))
+			}
+		})
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+func TestRandomSizesStress(t *testing.T) {
+	p, rd := pair(t, 8192)
+	const n = 3000
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := make([]int, n)
+	for i := range sizes {
+		sizes[i] = rng.IntN(20000)
+	}
+	go func() {
+		for i, s := range sizes {
+			if err := p.WriteMessage(message(uint32(i), s), spinWait); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	for i, s := range sizes {
+		got, err := rd.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, message(uint32(i), s)) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+}
+
+func TestShortBufferConsumesNothing(t *testing.T) {
+	p, rd := pair(t, 4096)
+	m := message(1, 100)
+	if err := p.WriteMessage(m, spinWait); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rd.ReadInto(make([]byte, 10))
+	var sb *ShortBufferError
+	if !errors.As(err, &sb) || sb.Need != 100 || !errors.Is(err, io.ErrShortBuffer) {
+		t.Fatalf("err = %v", err)
+	}
+	got, err := rd.ReadMessage()
+	if err != nil || !bytes.Equal(got, m) {
+		t.Fatalf("after short buffer: %v", err)
+	}
+}
+
+func TestOversizedMessageSkipped(t *testing.T) {
+	p, rd := pair(t, 4096)
+	rd.MaxMessage = 1000
+	go func() {
+		for _, n := range []int{10, 5000, 1001, 20} {
+			p.WriteMessage(message(uint32(n), n), spinWait)
+		}
+	}()
+	for _, want := range []int{10, -5000, -1001, 20} {
+		got, err := rd.ReadMessage()
+		if want < 0 {
+			if !errors.Is(err, ErrMessageTooLarge) {
+				t.Fatalf("want ErrMessageTooLarge, got %v", err)
+			}
+			continue
+		}
+		if err != nil || len(got) != want {
+			t.Fatalf("got %d bytes, %v; want %d", len(got), err, want)
+		}
+	}
+}
+
+func TestAbortedMessageDropped(t *testing.T) {
+	p, rd := pair(t, 4096)
+	stop := errors.New("stop")
+	calls := 0
+	// The writer gives up part-way through a streamed message.
+	err := p.WriteMessage(make([]byte, 10000), func(uint64) error {
+		calls++
+		return stop
+	})
+	if err != stop {
+		t.Fatalf("WriteMessage = %v", err)
+	}
+	go func() {
+		if err := p.WriteMessage(message(9, 50), spinWait); err != nil {
+			panic(err)
+		}
+	}()
+	got, err := rd.ReadMessage()
+	if err != nil || !bytes.Equal(got, message(9, 50)) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	if rd.Aborted != 1 {
+		t.Errorf("Aborted = %d", rd.Aborted)
+	}
+}
+
+func TestCorruptIndices(t *testing.T) {
+	l, mem := newTestSegment(t, 4096)
+	r := l.Ring(mem, ClientToServer)
+	c, _ := NewConsumer(r)
+	rd := NewReader(c, false)
+	r.ctl.tail.Store(4096 + 8) // more than the ring holds
+	if _, err := rd.ReadMessage(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrCorrupt", err)
+	}
+	p, _ := NewProducer(l.Ring(mem, ServerToClient))
+	l.Ring(mem, ServerToClient).ctl.head.Store(64) // consumer ahead of producer
+	if _, err := p.Free(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestParseRejectsBadHeaders(t *testing.T) {
+	l, mem := newTestSegment(t, 4096)
+	cases := map[string]func([]byte){
+		"magic":    func(m []byte) { m[0] = 'X' },
+		"version":  func(m []byte) { m[offVersion] = 9 },
+		"ringsize": func(m []byte) { binary.LittleEndian.PutUint64(m[offRingSize:], 5000) },
+		"total":    func(m []byte) { binary.LittleEndian.PutUint64(m[offTotal:], 1<<40) },
+	}
+	for name, mutate := range cases {
+		m := bytes.Clone(mem)
+		mutate(m)
+		if _, err := Parse(m); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if _, err := Parse(mem[:l.Size()-8]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("short mapping accepted")
+	}
+}

@@ -1,0 +1,134 @@
+package ring
+
+// minChunk is the least payload worth a chunk of a streamed message; less
+// room than that before the end of the data area is padded over instead.
+const minChunk = 64
+
+// WaitFunc blocks until the ring may have need free bytes (the caller
+// re-checks) or returns why it cannot wait any longer.
+type WaitFunc func(need uint64) error
+
+// WriteMessage copies msg into the ring as one message. A message whose
+// frame fits in half the ring goes in one contiguous chunk, padding over the
+// end of the data area if needed, so small messages are never split; a
+// larger one streams through in chunks of at most a quarter of the ring,
+// so the consumer drains one chunk while the next is written.
+//
+// If wait fails part-way through a streamed message, the error is returned
+// and the next WriteMessage first tells the consumer that the message was
+// abandoned.
+func (p *Producer) WriteMessage(msg []byte, wait WaitFunc) error {
+	if p.pendingAbort {
+		if err := p.abort(wait); err != nil {
+			return err
+		}
+	}
+	if full := hdrLen + align8(uint64(len(msg))); full <= p.r.size/2 {
+		return p.writeSmall(msg, full, wait)
+	}
+	return p.writeLarge(msg, wait)
+}
+
+// Abort tells the consumer that a message in progress, if any, will never
+// be finished. A producer that takes over a ring from a previous, dead one
+// writes it first.
+func (p *Producer) Abort(wait WaitFunc) error { return p.abort(wait) }
+
+func (p *Producer) abort(wait WaitFunc) error {
+	if err := p.ensure(hdrLen, wait); err != nil {
+		return err
+	}
+	p.tail += putHeader(p.r.data[p.tail&p.r.mask:], 0, FlagAbort, 0)
+	p.publish()
+	p.pendingAbort = false
+	return nil
+}
+
+// ensure returns once need bytes are free.
+func (p *Producer) ensure(need uint64, wait WaitFunc) error {
+	if p.free() >= need {
+		return nil
+	}
+	for {
+		f, err := p.Free()
+		if err != nil {
+			return err
+		}
+		if f >= need {
+			return nil
+		}
+		if err := wait(need); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *Producer) pad(n uint64) {
+	putHeader(p.r.data[p.tail&p.r.mask:], n-hdrLen, FlagPad, 0)
+	p.tail += n
+}
+
+func (p *Producer) writeSmall(msg []byte, full uint64, wait WaitFunc) error {
+	toEnd := p.r.size - p.tail&p.r.mask
+	need := full
+	if toEnd < full {
+		need += toEnd
+	}
+	if err := p.ensure(need, wait); err != nil {
+		return err
+	}
+	if toEnd < full {
+		p.pad(toEnd)
+	}
+	b := p.r.data[p.tail&p.r.mask:]
+	h := putHeader(b, uint64(len(msg)), FlagBegin|FlagEnd, 0)
+	copy(b[h:], msg)
+	p.tail += full
+	p.publish()
+	p.Messages++
+	p.Bytes += uint64(len(msg))
+	return nil
+}
+
+func (p *Producer) writeLarge(msg []byte, wait WaitFunc) error {
+	n := uint64(len(msg))
+	quarter := p.r.size / 4
+	for sent := uint64(0); sent < n; {
+		rem := n - sent
+		flags := uint8(0)
+		hl := uint64(hdrLen)
+		if sent == 0 {
+			flags, hl = FlagBegin, hdrLenLong
+		}
+		full := hl + align8(rem)
+		toEnd := p.r.size - p.tail&p.r.mask
+		want := min(full, quarter)
+		if toEnd < want && toEnd < hl+minChunk {
+			if err := p.ensure(toEnd, wait); err != nil {
+				p.pendingAbort = sent > 0
+				return err
+			}
+			p.pad(toEnd)
+			continue
+		}
+		want = min(want, toEnd)
+		if err := p.ensure(want, wait); err != nil {
+			p.pendingAbort = sent > 0
+			return err
+		}
+		room := min(p.free(), toEnd, quarter)
+		length := min(rem, room-hl)
+		if length == rem {
+			flags |= FlagEnd
+		}
+		b := p.r.data[p.tail&p.r.mask:]
+		hl = putHeader(b, length, flags, n)
+		copy(b[hl:hl+length], msg[sent:])
+		p.tail += hl + align8(length)
+		p.publish()
+		sent += length
+		p.Bytes += length
+	}
+	p.Messages++
+	return nil
+}

@@ -174,3 +174,6 @@ func (c *Consumer) release(h header) {
 		c.Notify()
 	}
 }
+
+// Size is the ring's data area in bytes.
+func (p *Producer) Size() uint64 { return p.r.size }

@@ -1,0 +1,15 @@
+package shmlink
+
+// Addr is the address of one end of a link: the link's name. It implements
+// net.Addr.
+type Addr struct {
+	Name string // the name given to Listen or Dial
+	Path string // the unix socket file the name resolved to
+	PID  int    // the process at this end, 0 if not known
+}
+
+// Network returns "shmlink".
+func (a *Addr) Network() string { return "shmlink" }
+
+// String returns the link name.
+func (a *Addr) String() string { return a.Name }

@@ -1,0 +1,106 @@
+package shmlink
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/ring"
+)
+
+// Config tunes a link. The zero value of every field means its default; a
+// nil *Config means all defaults. DefaultConfig documents them.
+type Config struct {
+	// RingSize is the size in bytes of each of the link's two rings. The
+	// client's value decides (the client allocates the memory). It must be a
+	// power of two from 4 KiB to 1 GiB. Default 1 MiB.
+	RingSize int
+
+	// MaxMessageSize bounds the messages this side accepts and therefore
+	// what ReadMessage allocates; the peer learns it in the handshake and
+	// refuses to send larger ones. Default 1 GiB.
+	MaxMessageSize int64
+
+	// SpinTime is how long a reader or writer polls the ring before it goes
+	// to sleep on the kernel. Spinning turns a tens-of-microseconds wake-up
+	// into a sub-microsecond hand-off when the peer answers quickly, at the
+	// price of CPU while it waits. Negative disables spinning. Default 50µs
+	// (see docs/wakeup.md).
+	SpinTime time.Duration
+
+	// HandshakeTimeout bounds how long a listener waits for a connecting
+	// client to complete the handshake. Default 5s.
+	HandshakeTimeout time.Duration
+
+	// AllowUIDs and AllowGIDs admit peers running as other users, or in
+	// other groups (primary or supplementary), in addition to the default:
+	// the same user as this process. They apply to a listener's clients
+	// and to the server a client dials. A listener that admits others makes
+	// its socket file world-connectable, so it needs a name that is an
+	// absolute path in a directory those users can reach.
+	AllowUIDs []int
+	AllowGIDs []int
+}
+
+// Defaults, as DefaultConfig returns them.
+const (
+	DefaultRingSize         = 1 << 20
+	DefaultMaxMessageSize   = 1 << 30
+	DefaultSpinTime         = 50 * time.Microsecond
+	DefaultHandshakeTimeout = 5 * time.Second
+)
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() *Config {
+	return &Config{
+		RingSize:         DefaultRingSize,
+		MaxMessageSize:   DefaultMaxMessageSize,
+		SpinTime:         DefaultSpinTime,
+		HandshakeTimeout: DefaultHandshakeTimeout,
+	}
+}
+
+// Validate reports the first invalid field, wrapped in ErrInvalidConfig.
+func (c *Config) Validate() error {
+	if c == nil {
+		return nil
+	}
+	if c.RingSize != 0 {
+		if err := ring.CheckRingSize(uint64(c.RingSize)); err != nil || c.RingSize < 0 {
+			return fmt.Errorf("%w: RingSize %d: must be a power of two from %d to %d",
+				ErrInvalidConfig, c.RingSize, ring.MinRingSize, ring.MaxRingSize)
+		}
+	}
+	if c.MaxMessageSize < 0 {
+		return fmt.Errorf("%w: MaxMessageSize %d is negative", ErrInvalidConfig, c.MaxMessageSize)
+	}
+	if c.HandshakeTimeout < 0 {
+		return fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, c.HandshakeTimeout)
+	}
+	return nil
+}
+
+// resolve returns a copy of c with defaults filled in, after validation.
+func (c *Config) resolve() (Config, error) {
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	r := *DefaultConfig()
+	if c == nil {
+		return r, nil
+	}
+	if c.RingSize != 0 {
+		r.RingSize = c.RingSize
+	}
+	if c.MaxMessageSize != 0 {
+		r.MaxMessageSize = c.MaxMessageSize
+	}
+	if c.SpinTime != 0 {
+		r.SpinTime = c.SpinTime
+	}
+	if c.HandshakeTimeout != 0 {
+		r.HandshakeTimeout = c.HandshakeTimeout
+	}
+	r.AllowUIDs = append([]int(nil), c.AllowUIDs...)
+	r.AllowGIDs = append([]int(nil), c.AllowGIDs...)
+	return r, nil
+}

@@ -1,0 +1,193 @@
+// Package wire encodes and decodes the control packets that travel over a
+// link's unix socket (PROTOCOL.md, "Control packets"). Data never travels
+// here; the socket carries the handshake, descriptors and the goodbye, and
+// its closing tells each side that the other is gone.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Magic starts every control packet.
+const Magic = "SHLK"
+
+// Type identifies a control packet.
+type Type uint8
+
+// Control packet types.
+const (
+	Hello   Type = 1 // client → server, with 3 descriptors
+	Welcome Type = 2 // server → client, with 2 descriptors
+	Reject  Type = 3 // server → client, then the server closes
+	Bye     Type = 4 // either side: clean close, sent after the last data
+	Probe   Type = 5 // a client that only wants Info
+	Info    Type = 6 // server → prober
+)
+
+func (t Type) String() string {
+	switch t {
+	case Hello:
+		return "hello"
+	case Welcome:
+		return "welcome"
+	case Reject:
+		return "reject"
+	case Bye:
+		return "bye"
+	case Probe:
+		return "probe"
+	case Info:
+		return "info"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Files is the number of descriptors a packet of type t carries.
+func (t Type) Files() int {
+	switch t {
+	case Hello:
+		return 3 // segment memfd, client's data doorbell, client's space doorbell
+	case Welcome:
+		return 2 // server's data doorbell, server's space doorbell
+	}
+	return 0
+}
+
+// Reject codes.
+const (
+	RejectVersion    uint16 = 1 // unsupported protocol version
+	RejectPermission uint16 = 2 // peer credentials not allowed
+	RejectSegment    uint16 = 3 // segment or descriptors failed validation
+	RejectClosing    uint16 = 4 // listener is closing
+)
+
+// MaxReason bounds a Reject reason.
+const MaxReason = 200
+
+// Msg is a decoded control packet. Fields not used by Type are zero.
+type Msg struct {
+	Type       Type
+	Version    uint16
+	PID        uint32
+	MaxMessage uint64 // Hello, Welcome: largest message the sender accepts
+	Code       uint16 // Reject
+	Reason     string // Reject
+	Since      int64  // Info: listener start, Unix nanoseconds
+	Clients    uint32 // Info: connected clients
+}
+
+const (
+	headerLen = 8
+	helloLen  = 24 // Hello and Welcome
+	infoLen   = 24
+)
+
+// ErrMalformed is the root of every decoding error.
+var ErrMalformed = errors.New("malformed control packet")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Encode appends the packet for m to b.
+func Encode(b []byte, m Msg) []byte {
+	b = append(b, Magic...)
+	b = append(b, byte(m.Type), 0)
+	b = binary.LittleEndian.AppendUint16(b, Version)
+	switch m.Type {
+	case Hello, Welcome:
+		b = binary.LittleEndian.AppendUint32(b, m.PID)
+		b = binary.LittleEndian.AppendUint32(b, 0)
+		b = binary.LittleEndian.AppendUint64(b, m.MaxMessage)
+	case Reject:
+		r := m.Reason
+		if len(r) > MaxReason {
+			r = r[:MaxReason]
+		}
+		b = binary.LittleEndian.AppendUint16(b, m.Code)
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(r)))
+		b = append(b, r...)
+	case Info:
+		b = binary.LittleEndian.AppendUint32(b, m.PID)
+		b = binary.LittleEndian.AppendUint32(b, m.Clients)
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.Since))
+	}
+	return b
+}
+
+// Decode parses one packet that arrived with nfiles descriptors. It checks
+// everything: length, magic, reserved bytes and the descriptor count.
+// A version other than Version is returned, not refused: the caller decides.
+func Decode(b []byte, nfiles int) (Msg, error) {
+	var m Msg
+	if len(b) < headerLen {
+		return m, malformed("%d bytes, shorter than a header", len(b))
+	}
+	if string(b[:4]) != Magic {
+		return m, malformed("bad magic %q", b[:4])
+	}
+	m.Type = Type(b[4])
+	if b[5] != 0 {
+		return m, malformed("reserved byte %#x", b[5])
+	}
+	m.Version = binary.LittleEndian.Uint16(b[6:])
+	body := b[headerLen:]
+	if m.Version != Version {
+		// Only the header of a foreign version is understood.
+		if nfiles != 0 && nfiles != m.Type.Files() {
+			return m, malformed("%s carries %d descriptors", m.Type, nfiles)
+		}
+		return m, nil
+	}
+	want := 0
+	switch m.Type {
+	case Hello, Welcome:
+		want = helloLen
+	case Reject:
+		if len(body) < 4 {
+			return m, malformed("reject of %d bytes", len(b))
+		}
+		m.Code = binary.LittleEndian.Uint16(body)
+		n := int(binary.LittleEndian.Uint16(body[2:]))
+		if n > MaxReason {
+			return m, malformed("reject reason of %d bytes", n)
+		}
+		want = headerLen + 4 + n
+		if len(b) == want {
+			m.Reason = string(body[4:])
+		}
+	case Bye, Probe:
+		want = headerLen
+	case Info:
+		want = headerLen + 16
+	default:
+		return m, malformed("unknown type %d", uint8(m.Type))
+	}
+	if len(b) != want {
+		return m, malformed("%s of %d bytes, want %d", m.Type, len(b), want)
+	}
+	if nfiles != m.Type.Files() {
+		return m, malformed("%s carries %d descriptors, want %d", m.Type, nfiles, m.Type.Files())
+	}
+	switch m.Type {
+	case Hello, Welcome:
+		m.PID = binary.LittleEndian.Uint32(body)
+		if f := binary.LittleEndian.Uint32(body[4:]); f != 0 {
+			return m, malformed("unknown flags %#x", f)
+		}
+		m.MaxMessage = binary.LittleEndian.Uint64(body[8:])
+		if m.MaxMessage == 0 {
+			return m, malformed("zero message limit")
+		}
+	case Info:
+		m.PID = binary.LittleEndian.Uint32(body)
+		m.Clients = binary.LittleEndian.Uint32(body[4:])
+		m.Since = int64(binary.LittleEndian.Uint64(body[8:]))
+	}
+	return m, nil
+}

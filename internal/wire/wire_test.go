@@ -1,0 +1,82 @@
+package wire
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	msgs := []Msg{
+		{Type: Hello, PID: 42, MaxMessage: 1 << 30},
+		{Type: Welcome, PID: 7, MaxMessage: 99},
+		{Type: Reject, Code: RejectPermission, Reason: "uid 1000 not allowed"},
+		{Type: Bye},
+		{Type: Probe},
+		{Type: Info, PID: 3, Clients: 12, Since: 1700000000000000000},
+	}
+	for _, m := range msgs {
+		m.Version = Version
+		got, err := Decode(Encode(nil, m), m.Type.Files())
+		if err != nil || got != m {
+			t.Errorf("%v: got %+v, %v", m.Type, got, err)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	hello := Encode(nil, Msg{Type: Hello, PID: 1, MaxMessage: 1})
+	cases := map[string]struct {
+		b      []byte
+		nfiles int
+	}{
+		"short":          {hello[:5], 3},
+		"magic":          {append([]byte("XXXX"), hello[4:]...), 3},
+		"truncated":      {hello[:len(hello)-1], 3},
+		"trailing":       {append(hello, 0), 3},
+		"missing fds":    {hello, 1},
+		"extra fds":      {Encode(nil, Msg{Type: Bye}), 1},
+		"unknown type":   {[]byte("SHLK\x09\x00\x01\x00"), 0},
+		"reserved":       {[]byte("SHLK\x04\x01\x01\x00"), 0},
+		"long reason":    {[]byte("SHLK\x03\x00\x01\x00\x01\x00\xff\x00"), 0},
+		"zero max":       {Encode(nil, Msg{Type: Hello, PID: 1}), 3},
+		"reason too big": {append(Encode(nil, Msg{Type: Reject, Reason: "ab"}), 'c'), 0},
+	}
+	for name, c := range cases {
+		if _, err := Decode(c.b, c.nfiles); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func TestForeignVersion(t *testing.T) {
+	b := Encode(nil, Msg{Type: Hello, PID: 1, MaxMessage: 1})
+	b[6] = 9
+	m, err := Decode(b, 3)
+	if err != nil || m.Version != 9 || m.Type != Hello {
+		t.Fatalf("got %+v, %v", m, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(Encode(nil, Msg{Type: Hello, PID: 1, MaxMessage: 1}), 3)
+	f.Add(Encode(nil, Msg{Type: Welcome, PID: 1, MaxMessage: 1}), 2)
+	f.Add(Encode(nil, Msg{Type: Reject, Code: 2, Reason: "no"}), 0)
+	f.Add(Encode(nil, Msg{Type: Info, Clients: 2}), 0)
+	f.Add([]byte("SHLK\x04\x00\x01\x00"), 0)
+	f.Fuzz(func(t *testing.T, b []byte, nfiles int) {
+		m, err := Decode(b, nfiles)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if m.Version != Version {
+			return
+		}
+		// A packet that decodes must encode back to the same bytes.
+		if got := Encode(nil, m); string(got) != string(b) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", got, b)
+		}
+	})
+}

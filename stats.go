@@ -1,0 +1,64 @@
+package shmlink
+
+// DirectionStats counts the traffic of one direction of a link, as seen by
+// this side.
+type DirectionStats struct {
+	Messages  uint64 // whole messages sent or received
+	Bytes     uint64 // payload bytes
+	Waits     uint64 // times an operation found the ring full (send) or empty (receive)
+	Sleeps    uint64 // of those waits, how many outlasted the spin and slept in the kernel
+	Wakeups   uint64 // times this side woke the peer (each is one system call)
+	HighWater uint64 // most bytes this side saw in the ring at once
+}
+
+// Stats is a snapshot of a link's counters.
+type Stats struct {
+	Sent     DirectionStats
+	Received DirectionStats
+	RingSize int // bytes per ring
+}
+
+// Stats returns the link's counters. It never blocks: while another
+// goroutine is inside a read or write, that direction's figures are the
+// ones it last published (when it began to wait), so they can lag by the
+// operation in flight.
+func (c *Conn) Stats() Stats {
+	s := Stats{RingSize: int(c.wr.Size())}
+	if c.wmu.TryLock() {
+		s.Sent = c.sentStats()
+		c.wmu.Unlock()
+	} else if p := c.wsnap.Load(); p != nil {
+		s.Sent = *p
+	}
+	if c.rmu.TryLock() {
+		s.Received = c.receivedStats()
+		c.rmu.Unlock()
+	} else if p := c.rsnap.Load(); p != nil {
+		s.Received = *p
+	}
+	return s
+}
+
+func (c *Conn) sentStats() DirectionStats {
+	k := c.wr.Counters
+	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: c.wwait.waits,
+		Sleeps: c.wwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+}
+
+func (c *Conn) receivedStats() DirectionStats {
+	k := c.rd.Consumer().Counters
+	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: c.rwait.waits,
+		Sleeps: c.rwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+}
+
+// publishStats publishes one direction's counters for Stats to read while
+// the direction's lock is held; waiters call it, holding that lock.
+func (c *Conn) publishStats(read bool) {
+	if read {
+		s := c.receivedStats()
+		c.rsnap.Store(&s)
+	} else {
+		s := c.sentStats()
+		c.wsnap.Store(&s)
+	}
+}

@@ -27,6 +27,12 @@ type Config struct {
 	// (see docs/wakeup.md).
 	SpinTime time.Duration
 
+	// Wait makes Dial wait for a server that is not listening yet, until
+	// its context ends, and connect as soon as one appears (the socket
+	// directory is watched with inotify). Without it, Dial to a missing
+	// server fails at once with ErrNoServer.
+	Wait bool
+
 	// HandshakeTimeout bounds how long a listener waits for a connecting
 	// client to complete the handshake. Default 5s.
 	HandshakeTimeout time.Duration
@@ -100,6 +106,7 @@ func (c *Config) resolve() (Config, error) {
 	if c.HandshakeTimeout != 0 {
 		r.HandshakeTimeout = c.HandshakeTimeout
 	}
+	r.Wait = c.Wait
 	r.AllowUIDs = append([]int(nil), c.AllowUIDs...)
 	r.AllowGIDs = append([]int(nil), c.AllowGIDs...)
 	return r, nil

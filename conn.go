@@ -52,6 +52,8 @@ type Conn struct {
 	failErr        atomic.Pointer[error]
 	closeOnce      sync.Once
 	controlStopped chan struct{}
+	done           chan struct{} // closed on leaving stateOpen
+	doneOnce       sync.Once
 
 	rmu      sync.Mutex // serialises readers; held while touching the RX ring
 	rd       *ring.Reader
@@ -100,6 +102,7 @@ func newConn(p connParts) (*Conn, error) {
 		local: p.local, remote: p.remote, peerCred: p.cred, maxSend: p.maxSend,
 		dataBell: p.dataBell, spaceBell: p.spaceBell, peerData: p.peerData, peerSpace: p.peerSpace,
 		controlStopped: make(chan struct{}),
+		done:           make(chan struct{}),
 		wr:             wr,
 		rd:             ring.NewReader(cons, false),
 	}
@@ -149,8 +152,11 @@ func (c *Conn) peerGone(s int32) {
 	if c.state.CompareAndSwap(stateOpen, s) {
 		c.dataBell.Ring()
 		c.spaceBell.Ring()
+		c.markDone()
 	}
 }
+
+func (c *Conn) markDone() { c.doneOnce.Do(func() { close(c.done) }) }
 
 // fail closes the link because of err (a protocol violation by the peer).
 // Memory stays mapped until Close, since a reader may be using it.
@@ -167,6 +173,7 @@ func (c *Conn) fail(err error) {
 	c.sock.CloseWrite() // the peer sees end-of-file: for it, we are lost
 	c.dataBell.Ring()
 	c.spaceBell.Ring()
+	c.markDone()
 }
 
 // Close closes the link. A peer blocked in a read gets io.EOF once it has
@@ -180,6 +187,7 @@ func (c *Conn) Close() error {
 		prev := c.state.Swap(stateClosed)
 		c.dataBell.Ring()
 		c.spaceBell.Ring()
+		c.markDone()
 		// Waiters see the state and return; then nobody touches the memory.
 		c.wmu.Lock()
 		c.rmu.Lock()

@@ -2,9 +2,11 @@ package shmlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/ring"
@@ -20,6 +22,9 @@ import (
 // fails at once with ErrNoServer.
 func Dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 	c, err := dial(ctx, name, cfg)
+	if errors.Is(err, ErrNoServer) && cfg != nil && cfg.Wait {
+		c, err = dialWait(ctx, name, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("shmlink: dial %q: %w", name, err)
 	}
@@ -147,6 +152,52 @@ func dial(ctx context.Context, name string, cfg *Config) (_ *Conn, err error) {
 	}
 	c.start()
 	return c, nil
+}
+
+// dialWait retries dial each time the socket directory changes. The
+// directory event may come between the server's bind and its listen, when a
+// dial is still refused, so retries also run on a short timer that backs off
+// to 100ms: a safety net, not the mechanism.
+func dialWait(ctx context.Context, name string, cfg *Config) (*Conn, error) {
+	path, err := socketPath(name)
+	if err != nil {
+		return nil, err
+	}
+	w, err := sys.WatchDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	stop := context.AfterFunc(ctx, func() { w.Close() })
+	defer stop()
+	backoff := time.Millisecond
+	for {
+		// Watch first, then dial: a server that appears in between is
+		// either dialled or seen by the watch.
+		c, err := dial(ctx, name, cfg)
+		if ctx.Err() != nil && err != nil {
+			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctx.Err())
+		}
+		if !errors.Is(err, ErrNoServer) {
+			return c, err
+		}
+		deadline := time.Now().Add(backoff)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		werr := w.Wait(deadline)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctx.Err())
+		}
+		switch {
+		case werr == nil:
+			backoff = time.Millisecond
+		case errors.Is(werr, os.ErrDeadlineExceeded):
+			backoff = min(2*backoff, 100*time.Millisecond)
+		default:
+			return nil, werr
+		}
+	}
 }
 
 // ctxErr prefers the context's error when the context ended the operation.

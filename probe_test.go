@@ -1,0 +1,74 @@
+package shmlink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestProbeAndListLinks(t *testing.T) {
+	linkDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if _, err := Probe(ctx, "nobody"); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("probe of a missing name: %v, want ErrNoServer", err)
+	}
+	before := time.Now()
+	srv := startChild(t, "echo-server", "probed")
+	info, err := Probe(ctx, "probed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.PID != srv.cmd.Process.Pid || info.Clients != 0 {
+		t.Fatalf("probe: %+v, want pid %d and no clients", info, srv.cmd.Process.Pid)
+	}
+	if info.Since.Before(before.Add(-time.Second)) || info.Since.After(time.Now()) {
+		t.Fatalf("probe: since %v, server started after %v", info.Since, before)
+	}
+
+	// A probe must not reach the server's Accept: the next real client is
+	// the first one it serves, and it echoes.
+	startChild(t, "hold", "probed")
+	// The server counts the client just after the handshake, so poll.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		info, err := Probe(ctx, "probed")
+		if err == nil && info.Clients == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("probe never saw the client: %+v, %v", info, err)
+		}
+	}
+	c, err := Dial(ctx, "probed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage([]byte("after probes")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.ReadMessage(); err != nil || !bytes.Equal(m, []byte("after probes")) {
+		t.Fatalf("echo after probes: %q, %v", m, err)
+	}
+
+	// A second, live server, and the first one killed: one live, one stale.
+	other := startChild(t, "echo-server", "other")
+	srv.cmd.Process.Kill()
+	srv.done <- <-srv.done // leave the exit status for the cleanup
+	links, err := ListLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 2 {
+		t.Fatalf("ListLinks: %+v, want 2 links", links)
+	}
+	if l := links[0]; l.Name != "other" || l.Stale || l.Err != nil || l.PID != other.cmd.Process.Pid {
+		t.Fatalf("live link: %+v, want other served by pid %d", l, other.cmd.Process.Pid)
+	}
+	if l := links[1]; l.Name != "probed" || !l.Stale || l.Err != nil || l.PID != 0 {
+		t.Fatalf("dead link: %+v, want probed marked stale", l)
+	}
+}

@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/bench/workload"
+)
+
+// Workload is one measurement: round trips or a one-way stream of
+// messages of one size.
+type Workload struct {
+	Name      string
+	Size      int
+	RoundTrip bool
+}
+
+// Workloads are the measurements of a run, in order.
+var Workloads = []Workload{
+	{"64 B round trip", 64, true},
+	{"64 B one way", 64, false},
+	{"4 KiB one way", 4 << 10, false},
+	{"64 KiB one way", 64 << 10, false},
+	{"1 MiB one way", 1 << 20, false},
+}
+
+// Options describe a run.
+type Options struct {
+	Transports []*workload.Transport
+	// Rounds is how often each transport measures each workload.
+	Rounds int
+	// Duration is the length of one measurement.
+	Duration time.Duration
+	// Command returns a new command that runs workload.RunPeer with the
+	// same transports.
+	Command func() *exec.Cmd
+	// Pin, if set, holds two CPUs: this process's and the peers'.
+	Pin []int
+	// Progress, if set, is called before each measurement.
+	Progress func(Progress)
+}
+
+// Progress says where a run is.
+type Progress struct {
+	Done, Total int // measurements
+	Round       int // from 1
+	Workload    string
+	Transport   string
+}
+
+// Result holds the figures of one workload over one transport.
+type Result struct {
+	Workload  string `json:"workload"`
+	Size      int    `json:"size"`
+	RoundTrip bool   `json:"round_trip"`
+	Transport string `json:"transport"`
+	Messages  int    `json:"messages"` // measured, over all rounds
+	// Round trip latency, over every round trip of every round.
+	MedianNs float64 `json:"median_ns,omitempty"`
+	P99Ns    float64 `json:"p99_ns,omitempty"`
+	// Rates, the median of the rounds; for round trips, round trips/s.
+	MsgPerSec float64 `json:"msg_per_sec"`
+	GBPerSec  float64 `json:"gb_per_sec,omitempty"` // one way only; 1 GB = 1e9 bytes
+	// Ratio is how many times better than the baseline transport: its
+	// median latency over ours, or our rate over its rate.
+	Ratio float64 `json:"ratio_to_unix"`
+}
+
+// cell accumulates the measurements of one workload over one transport.
+type cell struct {
+	w      Workload
+	peer   *workload.Peer
+	perMsg time.Duration // from the last measurement, to size the next
+	rates  []float64
+	lat    []time.Duration
+	msgs   int
+}
+
+// maxMessages bounds one measurement, whatever the calibration says.
+const maxMessages = 1 << 26
+
+func (c *cell) run(n int, lat []time.Duration) (time.Duration, error) {
+	if c.w.RoundTrip {
+		return c.peer.RoundTrips(c.w.Size, n, lat)
+	}
+	return c.peer.OneWay(c.w.Size, n)
+}
+
+// measure runs the workload for about d and records the figures.
+func (c *cell) measure(d time.Duration) error {
+	if c.perMsg == 0 {
+		// Calibrate (and warm up) with growing counts until one run
+		// lasts long enough to tell the rate.
+		for n := 16; ; n *= 4 {
+			el, err := c.run(n, nil)
+			if err != nil {
+				return err
+			}
+			if el >= d/10 || n >= maxMessages {
+				c.perMsg = max(el/time.Duration(n), 1)
+				break
+			}
+		}
+	}
+	n := int(min(max(d/c.perMsg, 1), maxMessages))
+	var lat []time.Duration
+	if c.w.RoundTrip {
+		lat = make([]time.Duration, n)
+	}
+	el, err := c.run(n, lat)
+	if err != nil {
+		return err
+	}
+	c.perMsg = max(el/time.Duration(n), 1)
+	c.rates = append(c.rates, float64(n)/el.Seconds())
+	c.lat = append(c.lat, lat...)
+	c.msgs += n
+	return nil
+}
+
+// Run starts a peer process per transport and measures every workload over
+// every transport, interleaved, for the given number of rounds.
+func Run(ctx context.Context, o Options) (_ []Result, err error) {
+	if o.Rounds < 1 || o.Duration <= 0 || len(o.Transports) == 0 {
+		return nil, errors.New("bench: need at least one round, a duration and a transport")
+	}
+	peerCPU := -1
+	if o.Pin != nil {
+		if len(o.Pin) != 2 {
+			return nil, fmt.Errorf("bench: pin needs two CPUs, got %v", o.Pin)
+		}
+		if err := workload.Pin(o.Pin[0]); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		peerCPU = o.Pin[1]
+	}
+	peers := make([]*workload.Peer, 0, len(o.Transports))
+	defer func() {
+		for _, p := range peers {
+			if cerr := p.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("bench: %w", cerr)
+			}
+		}
+	}()
+	for _, tr := range o.Transports {
+		p, err := workload.Start(tr, o.Command(), peerCPU)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		peers = append(peers, p)
+	}
+	cells := make([][]*cell, len(Workloads))
+	for i, w := range Workloads {
+		for _, p := range peers {
+			cells[i] = append(cells[i], &cell{w: w, peer: p})
+		}
+	}
+	total := o.Rounds * len(Workloads) * len(peers)
+	done := 0
+	for r := range o.Rounds {
+		for i, w := range Workloads {
+			for j, c := range cells[i] {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("bench: %w", err)
+				}
+				if o.Progress != nil {
+					o.Progress(Progress{done, total, r + 1, w.Name, o.Transports[j].Name})
+				}
+				if err := c.measure(o.Duration); err != nil {
+					return nil, fmt.Errorf("bench: %s over %s: %w", w.Name, o.Transports[j].Name, err)
+				}
+				done++
+			}
+		}
+	}
+	return results(o.Transports, cells), nil
+}
+
+func results(ts []*workload.Transport, cells [][]*cell) []Result {
+	var out []Result
+	for _, row := range cells {
+		first := len(out)
+		base := -1
+		for j, c := range row {
+			r := Result{Workload: c.w.Name, Size: c.w.Size, RoundTrip: c.w.RoundTrip,
+				Transport: ts[j].Name, Messages: c.msgs, MsgPerSec: median(c.rates)}
+			if c.w.RoundTrip {
+				slices.Sort(c.lat)
+				r.MedianNs = float64(quantile(c.lat, 0.5))
+				r.P99Ns = float64(quantile(c.lat, 0.99))
+			} else {
+				r.GBPerSec = r.MsgPerSec * float64(c.w.Size) / 1e9
+			}
+			if ts[j].Name == Baseline {
+				base = first + j
+			}
+			out = append(out, r)
+		}
+		if base < 0 {
+			continue
+		}
+		b := out[base]
+		for k := first; k < len(out); k++ {
+			if b.RoundTrip {
+				out[k].Ratio = b.MedianNs / out[k].MedianNs
+			} else {
+				out[k].Ratio = out[k].MsgPerSec / b.MsgPerSec
+			}
+		}
+	}
+	return out
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// quantile returns the q-quantile of sorted samples (nearest rank).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}

@@ -1,0 +1,178 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
+)
+
+// The peer process learns its part from the environment.
+const (
+	envTransport = "SHMLINK_BENCH_TRANSPORT"
+	envAddr      = "SHMLINK_BENCH_ADDR"
+	envPin       = "SHMLINK_BENCH_PIN"
+)
+
+// startTimeout bounds how long a peer may take to start and connect.
+const startTimeout = 30 * time.Second
+
+// Peer is a peer process serving workloads over a transport, and the
+// driver for it.
+type Peer struct {
+	*Driver
+	conn   Conn
+	ep     *Endpoint
+	dir    string
+	cmd    *exec.Cmd
+	exited chan error // gets cmd.Wait's result, then is closed
+}
+
+// Start starts cmd as a peer process over tr and waits until it connected.
+// cmd must run RunPeer; Start adds to its environment and descriptors. With
+// pin >= 0, the peer pins itself to that CPU.
+func Start(tr *Transport, cmd *exec.Cmd, pin int) (_ *Peer, err error) {
+	dir, err := os.MkdirTemp("", "shmlink-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("start %s peer: %w", tr.Name, err)
+	}
+	p := &Peer{dir: dir, cmd: cmd, exited: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			p.cleanup()
+			err = fmt.Errorf("start %s peer: %w", tr.Name, err)
+		}
+	}()
+	if p.ep, err = tr.Listen(dir); err != nil {
+		return nil, err
+	}
+	cmd.Env = append(cmd.Environ(), envTransport+"="+tr.Name, envAddr+"="+p.ep.Addr)
+	if pin >= 0 {
+		cmd.Env = append(cmd.Env, envPin+"="+strconv.Itoa(pin))
+	}
+	cmd.ExtraFiles = p.ep.Files
+	err = cmd.Start()
+	for _, f := range p.ep.Files {
+		f.Close()
+	}
+	if err != nil {
+		p.cmd = nil
+		return nil, err
+	}
+	go func() {
+		p.exited <- cmd.Wait()
+		close(p.exited)
+	}()
+	type accepted struct {
+		c   Conn
+		err error
+	}
+	acc := make(chan accepted, 1)
+	go func() {
+		c, err := p.ep.Accept()
+		acc <- accepted{c, err}
+	}()
+	select {
+	case a := <-acc:
+		if a.err != nil {
+			return nil, a.err
+		}
+		p.conn, p.Driver = a.c, NewDriver(a.c)
+		return p, nil
+	case err := <-p.exited:
+		p.ep.Close()
+		if a := <-acc; a.c != nil {
+			a.c.Close()
+		}
+		return nil, fmt.Errorf("peer exited before connecting: %v", err)
+	case <-time.After(startTimeout):
+		p.ep.Close()
+		if a := <-acc; a.c != nil {
+			a.c.Close()
+		}
+		return nil, fmt.Errorf("peer did not connect within %v", startTimeout)
+	}
+}
+
+// Close tells the peer to finish, waits for it to exit and releases
+// everything. It reports the peer's failure, if any.
+func (p *Peer) Close() error {
+	err := p.quit()
+	return errors.Join(err, p.cleanup())
+}
+
+func (p *Peer) cleanup() error {
+	var errs []error
+	if p.conn != nil {
+		errs = append(errs, p.conn.Close())
+	}
+	if p.ep != nil {
+		errs = append(errs, p.ep.Close())
+	}
+	if p.cmd != nil {
+		select {
+		case err := <-p.exited:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("peer: %w", err))
+			}
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+			errs = append(errs, errors.New("peer did not exit within 10s; killed"))
+		}
+	}
+	errs = append(errs, os.RemoveAll(p.dir))
+	return errors.Join(errs...)
+}
+
+// PeerRequested reports whether this process was started by Start, and so
+// should call RunPeer.
+func PeerRequested() bool { return os.Getenv(envTransport) != "" }
+
+// RunPeer is the peer process's part: it connects over the transport named
+// in the environment, one of ts, and serves workloads until told to quit.
+func RunPeer(ts ...*Transport) error {
+	name := os.Getenv(envTransport)
+	var tr *Transport
+	for _, t := range ts {
+		if t.Name == name {
+			tr = t
+		}
+	}
+	if tr == nil {
+		return fmt.Errorf("bench peer: unknown transport %q", name)
+	}
+	if s := os.Getenv(envPin); s != "" {
+		cpu, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("bench peer: bad CPU %q", s)
+		}
+		if err := Pin(cpu); err != nil {
+			return fmt.Errorf("bench peer: %w", err)
+		}
+	}
+	c, err := tr.Dial(os.Getenv(envAddr))
+	if err != nil {
+		return fmt.Errorf("bench peer: dial %s: %w", name, err)
+	}
+	defer c.Close()
+	if err := Serve(c); err != nil {
+		return fmt.Errorf("bench peer over %s: %w", name, err)
+	}
+	return nil
+}
+
+// Pin pins this process to one CPU and sizes the Go scheduler to match, so
+// that its goroutines do not contend for the one CPU from two threads.
+func Pin(cpu int) error {
+	if err := sys.PinProcess([]int{cpu}); err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(1)
+	return nil
+}

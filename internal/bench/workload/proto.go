@@ -1,0 +1,96 @@
+package workload
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The driver tells the peer what comes next with a command message:
+// op, message size and count, each a little-endian uint64.
+const (
+	opEcho = 1 // read count messages of size, sending each back
+	opSink = 2 // read count messages of size, then send an ack
+	opQuit = 3 // return
+)
+
+const cmdLen = 24
+
+// MaxSize bounds the message size of a workload; the peer's buffer is this
+// large.
+const MaxSize = 64 << 20
+
+type command struct{ op, size, count uint64 }
+
+func (c command) encode(b *[cmdLen]byte) []byte {
+	binary.LittleEndian.PutUint64(b[0:], c.op)
+	binary.LittleEndian.PutUint64(b[8:], c.size)
+	binary.LittleEndian.PutUint64(b[16:], c.count)
+	return b[:]
+}
+
+func decodeCommand(b []byte) (command, error) {
+	if len(b) != cmdLen {
+		return command{}, fmt.Errorf("command of %d bytes, want %d", len(b), cmdLen)
+	}
+	c := command{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])}
+	if c.op < opEcho || c.op > opQuit || c.size > MaxSize {
+		return command{}, fmt.Errorf("bad command %+v", c)
+	}
+	return c, nil
+}
+
+// Serve runs the peer's side of workloads on c until the driver says quit
+// or closes the connection.
+func Serve(c Conn) error {
+	var cmdBuf [cmdLen]byte
+	var buf []byte
+	for {
+		n, err := c.ReadMessageInto(cmdBuf[:])
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read command: %w", err)
+		}
+		cmd, err := decodeCommand(cmdBuf[:n])
+		if err != nil {
+			return err
+		}
+		if cmd.op == opQuit {
+			return nil
+		}
+		if uint64(len(buf)) < cmd.size {
+			buf = make([]byte, cmd.size)
+		}
+		if err := serve(c, cmd, buf[:cmd.size]); err != nil {
+			return err
+		}
+	}
+}
+
+func serve(c Conn, cmd command, buf []byte) error {
+	for i := uint64(0); i < cmd.count; i++ {
+		n, err := c.ReadMessageInto(buf)
+		if err != nil {
+			return fmt.Errorf("read message %d of %d: %w", i, cmd.count, noEOF(err))
+		}
+		if n != len(buf) {
+			return fmt.Errorf("message %d has %d bytes, want %d", i, n, len(buf))
+		}
+		if cmd.op == opEcho {
+			if err := c.WriteMessage(buf); err != nil {
+				return fmt.Errorf("echo message %d: %w", i, err)
+			}
+		}
+	}
+	if cmd.op == opSink {
+		var ack [8]byte
+		binary.LittleEndian.PutUint64(ack[:], cmd.count)
+		if err := c.WriteMessage(ack[:]); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+	}
+	return nil
+}

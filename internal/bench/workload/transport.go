@@ -1,0 +1,144 @@
+package workload
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// Transport is a way for the two processes to connect.
+type Transport struct {
+	Name string
+	// Listen prepares this process's end; dir is a private temporary
+	// directory for socket files.
+	Listen func(dir string) (*Endpoint, error)
+	// Dial connects, in the peer process, to the Endpoint's Addr.
+	Dial func(addr string) (Conn, error)
+}
+
+// Endpoint is this process's end of a transport before the peer connects.
+type Endpoint struct {
+	Addr string // what the peer's Dial gets
+	// Files are handed to the peer process as descriptors 3, 4, ... and
+	// closed here once it started.
+	Files []*os.File
+	// Accept returns the connection once the peer has dialled.
+	Accept func() (Conn, error)
+	// Close releases the endpoint and makes a pending Accept fail; it does
+	// not close an accepted connection.
+	Close func() error
+}
+
+// Unix is a SOCK_STREAM unix socket.
+var Unix = &Transport{
+	Name:   "unix",
+	Listen: func(dir string) (*Endpoint, error) { return listenNet("unix", filepath.Join(dir, "bench.sock")) },
+	Dial:   func(addr string) (Conn, error) { return dialNet("unix", addr) },
+}
+
+// TCP is a loopback TCP connection (Go sets TCP_NODELAY).
+var TCP = &Transport{
+	Name:   "tcp",
+	Listen: func(string) (*Endpoint, error) { return listenNet("tcp", "127.0.0.1:0") },
+	Dial:   func(addr string) (Conn, error) { return dialNet("tcp", addr) },
+}
+
+// Pipe is a pair of pipes, one each way.
+var Pipe = &Transport{
+	Name: "pipe",
+	Listen: func(string) (*Endpoint, error) {
+		toPeerR, toPeerW, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		fromPeerR, fromPeerW, err := os.Pipe()
+		if err != nil {
+			toPeerR.Close()
+			toPeerW.Close()
+			return nil, err
+		}
+		c := newStream(fromPeerR, toPeerW, closers{fromPeerR, toPeerW})
+		return &Endpoint{
+			Files:  []*os.File{toPeerR, fromPeerW},
+			Accept: func() (Conn, error) { return c, nil },
+			Close:  func() error { return nil },
+		}, nil
+	},
+	Dial: func(string) (Conn, error) {
+		r, w := os.NewFile(3, "bench-pipe-in"), os.NewFile(4, "bench-pipe-out")
+		if r == nil || w == nil {
+			return nil, fmt.Errorf("pipe descriptors 3 and 4 missing")
+		}
+		return newStream(r, w, closers{r, w}), nil
+	},
+}
+
+type closers []*os.File
+
+func (cs closers) Close() error {
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func listenNet(network, addr string) (*Endpoint, error) {
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Endpoint{
+		Addr: l.Addr().String(),
+		Accept: func() (Conn, error) {
+			c, err := l.Accept()
+			if err != nil {
+				return nil, err
+			}
+			return NewStream(c), nil
+		},
+		Close: l.Close,
+	}, nil
+}
+
+func dialNet(network, addr string) (Conn, error) {
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return NewStream(c), nil
+}
+
+// PathTransport makes a Transport of a listener and a dialler that meet at
+// a socket path in the private directory, as a shmlink link does. Generic
+// so that a listener returning a concrete connection type fits as it is.
+func PathTransport[L interface{ Close() error }, C Conn](name string,
+	listen func(path string) (L, error), accept func(L) (C, error), dial func(path string) (C, error)) *Transport {
+	return &Transport{
+		Name: name,
+		Listen: func(dir string) (*Endpoint, error) {
+			path := filepath.Join(dir, name+".sock")
+			l, err := listen(path)
+			if err != nil {
+				return nil, err
+			}
+			return &Endpoint{
+				Addr:   path,
+				Accept: func() (Conn, error) { return noNil(accept(l)) },
+				Close:  l.Close,
+			}, nil
+		},
+		Dial: func(path string) (Conn, error) { return noNil(dial(path)) },
+	}
+}
+
+// noNil keeps a failed call's nil pointer from becoming a non-nil Conn.
+func noNil[C Conn](c C, err error) (Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}

@@ -80,8 +80,11 @@ type cell struct {
 	msgs   int
 }
 
-// maxMessages bounds one measurement, whatever the calibration says.
+// maxMessages bounds one batch, whatever the calibration says.
 const maxMessages = 1 << 26
+
+// batches is how many batches a measurement takes, give or take.
+const batches = 8
 
 func (c *cell) run(n int, lat []time.Duration) (time.Duration, error) {
 	if c.w.RoundTrip {
@@ -90,7 +93,9 @@ func (c *cell) run(n int, lat []time.Duration) (time.Duration, error) {
 	return c.peer.OneWay(c.w.Size, n)
 }
 
-// measure runs the workload for about d and records the figures.
+// measure runs the workload for about d and records the figures. It runs
+// in batches sized from the last rate seen, so that a rate that collapses
+// meanwhile overshoots d by one batch at most.
 func (c *cell) measure(d time.Duration) error {
 	if c.perMsg == 0 {
 		// Calibrate (and warm up) with growing counts until one run
@@ -100,24 +105,30 @@ func (c *cell) measure(d time.Duration) error {
 			if err != nil {
 				return err
 			}
-			if el >= d/10 || n >= maxMessages {
+			if el >= d/batches || n >= maxMessages {
 				c.perMsg = max(el/time.Duration(n), 1)
 				break
 			}
 		}
 	}
-	n := int(min(max(d/c.perMsg, 1), maxMessages))
-	var lat []time.Duration
-	if c.w.RoundTrip {
-		lat = make([]time.Duration, n)
+	var total time.Duration
+	n := 0
+	for total < d {
+		k := int(min(max(d/batches/c.perMsg, 1), maxMessages))
+		var lat []time.Duration
+		if c.w.RoundTrip {
+			lat = make([]time.Duration, k)
+		}
+		el, err := c.run(k, lat)
+		if err != nil {
+			return err
+		}
+		c.perMsg = max(el/time.Duration(k), 1)
+		c.lat = append(c.lat, lat...)
+		total += el
+		n += k
 	}
-	el, err := c.run(n, lat)
-	if err != nil {
-		return err
-	}
-	c.perMsg = max(el/time.Duration(n), 1)
-	c.rates = append(c.rates, float64(n)/el.Seconds())
-	c.lat = append(c.lat, lat...)
+	c.rates = append(c.rates, float64(n)/total.Seconds())
 	c.msgs += n
 	return nil
 }
@@ -126,15 +137,15 @@ func (c *cell) measure(d time.Duration) error {
 // every transport, interleaved, for the given number of rounds.
 func Run(ctx context.Context, o Options) (_ []Result, err error) {
 	if o.Rounds < 1 || o.Duration <= 0 || len(o.Transports) == 0 {
-		return nil, errors.New("bench: need at least one round, a duration and a transport")
+		return nil, errors.New("need at least one round, a duration and a transport")
 	}
 	peerCPU := -1
 	if o.Pin != nil {
 		if len(o.Pin) != 2 {
-			return nil, fmt.Errorf("bench: pin needs two CPUs, got %v", o.Pin)
+			return nil, fmt.Errorf("pin needs two CPUs, got %v", o.Pin)
 		}
 		if err := workload.Pin(o.Pin[0]); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+			return nil, err
 		}
 		peerCPU = o.Pin[1]
 	}
@@ -142,14 +153,14 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 	defer func() {
 		for _, p := range peers {
 			if cerr := p.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("bench: %w", cerr)
+				err = cerr
 			}
 		}
 	}()
 	for _, tr := range o.Transports {
 		p, err := workload.Start(tr, o.Command(), peerCPU)
 		if err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+			return nil, err
 		}
 		peers = append(peers, p)
 	}
@@ -165,13 +176,18 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 		for i, w := range Workloads {
 			for j, c := range cells[i] {
 				if err := ctx.Err(); err != nil {
-					return nil, fmt.Errorf("bench: %w", err)
+					return nil, fmt.Errorf("stopped after %d of %d measurements: %w", done, total, err)
 				}
 				if o.Progress != nil {
 					o.Progress(Progress{done, total, r + 1, w.Name, o.Transports[j].Name})
 				}
 				if err := c.measure(o.Duration); err != nil {
-					return nil, fmt.Errorf("bench: %s over %s: %w", w.Name, o.Transports[j].Name, err)
+					if ctx.Err() != nil {
+						// An interrupt reaches the peers too; their
+						// departure is not the news.
+						err = ctx.Err()
+					}
+					return nil, fmt.Errorf("%s over %s: %w", w.Name, o.Transports[j].Name, err)
 				}
 				done++
 			}

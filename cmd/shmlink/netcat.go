@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shmlink/shmlink"
+)
+
+// copyBuf is the chunk size of stream copies: large enough that a bulk
+// transfer costs few ring operations per megabyte.
+const copyBuf = 256 << 10
+
+var errInterrupted = errors.New("interrupted")
+
+// netcat holds the flags listen and dial share, and runs a connected link.
+type netcat struct {
+	messages bool
+	noStdin  bool
+	quiet    bool
+}
+
+func (o *netcat) register(fs *flags) {
+	fs.BoolVar(&o.messages, "messages", false, "one message per line: each input line is sent as a message, each message received is printed on a line")
+	fs.BoolVar(&o.noStdin, "no-stdin", false, "do not read standard input; only receive (and exit when the peer closes)")
+	fs.BoolVar(&o.quiet, "q", false, "quiet: no status lines on standard error")
+}
+
+// status prints a status change on standard error.
+func (o *netcat) status(format string, args ...any) {
+	if !o.quiet {
+		fmt.Fprintf(os.Stderr, "shmlink: "+format+"\n", args...)
+	}
+}
+
+const netcatDoc = `Standard input goes to the link and the link goes to standard output, until
+either side closes: the end of standard input closes the link cleanly once
+everything read is sent (the peer then reads end-of-file after all of it), and
+the peer's close ends the command once everything received is written.
+Status changes (connected, peer closed, peer lost) go to standard error. The
+exit status is 1 if the peer was lost, that is died without closing.`
+
+func runListen(args []string) error {
+	var o netcat
+	fs := newFlags("listen", "[flags] NAME", "Waits for one client on the link NAME and serves it, netcat-style.\n\n"+netcatDoc)
+	o.register(fs)
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	l, err := shmlink.Listen(pos[0], nil)
+	if err != nil {
+		return err
+	}
+	o.status("listening on %s", pos[0])
+	c, err := l.AcceptContext(ctx)
+	// One client, like netcat: the name is free again as soon as it has
+	// one, and a second client is told there is no server.
+	l.Close()
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	o.status("connected: client pid %d", c.RemoteAddr().(*shmlink.Addr).PID)
+	return o.serve(ctx, c)
+}
+
+func runDial(args []string) error {
+	var o netcat
+	var wait bool
+	var timeout time.Duration
+	var ringSize int
+	fs := newFlags("dial", "[flags] NAME", "Connects to the server on the link NAME, netcat-style.\n\n"+netcatDoc)
+	o.register(fs)
+	fs.BoolVar(&wait, "wait", false, "wait for the server to appear instead of failing when nobody listens")
+	fs.DurationVar(&timeout, "timeout", 0, "give up connecting (and waiting) after this long; 0 means no limit")
+	fs.IntVar(&ringSize, "ring-size", shmlink.DefaultRingSize, "bytes in each of the link's two rings (a power of two, 4096 to 1GiB)")
+	pos, err := fs.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if wait {
+		o.status("waiting for %s", pos[0])
+	}
+	c, err := shmlink.Dial(dctx, pos[0], &shmlink.Config{Wait: wait, RingSize: ringSize})
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		if errors.Is(err, shmlink.ErrNoServer) && !wait {
+			return fmt.Errorf("%w (--wait waits for one)", err)
+		}
+		return err
+	}
+	o.status("connected to %s: server pid %d", pos[0], c.RemoteAddr().(*shmlink.Addr).PID)
+	return o.serve(ctx, c)
+}
+
+// serve copies both ways until one side ends the link, then closes it.
+func (o *netcat) serve(ctx context.Context, c *shmlink.Conn) error {
+	defer c.Close()
+	received := make(chan error, 1)
+	go func() { received <- o.receive(c, os.Stdout) }()
+	sent := make(chan error, 1)
+	if !o.noStdin {
+		go func() { sent <- o.send(c, os.Stdin) }()
+	}
+	select {
+	case err := <-received:
+		return err
+	case err := <-sent:
+		if err == nil {
+			// End of input: closing now sends everything written, then
+			// the goodbye; the peer drains and reads end-of-file.
+			return nil
+		}
+		if !errors.Is(err, shmlink.ErrPeerClosed) && !errors.Is(err, shmlink.ErrPeerLost) {
+			return err
+		}
+		// The peer left while we were sending: what it sent before still
+		// goes to stdout, and the receiver reports how it left.
+		select {
+		case err := <-received:
+			return err
+		case <-ctx.Done():
+			return errInterrupted
+		}
+	case <-ctx.Done():
+		return errInterrupted
+	}
+}
+
+// send copies in to the link and returns nil at the end of in.
+func (o *netcat) send(c *shmlink.Conn, in io.Reader) error {
+	if o.messages {
+		return sendLines(c, in)
+	}
+	buf := make([]byte, copyBuf)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+	}
+}
+
+// sendLines sends each line of in, without its newline, as one message. A
+// last line without a newline is sent too.
+func sendLines(c *shmlink.Conn, in io.Reader) error {
+	r := bufio.NewReaderSize(in, 64<<10)
+	var long []byte
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = r.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		if len(line) > 0 {
+			if line[len(line)-1] == '\n' {
+				line = line[:len(line)-1]
+			}
+			if werr := c.WriteMessage(line); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// receive copies the link to out until the peer leaves or this side
+// closes. The peer's clean close is nil, its loss an error.
+func (o *netcat) receive(c *shmlink.Conn, out io.Writer) error {
+	var err error
+	if o.messages {
+		err = receiveLines(c, out)
+	} else {
+		buf := make([]byte, copyBuf)
+		for err == nil {
+			var n int
+			n, err = c.Read(buf)
+			if n > 0 {
+				if _, werr := out.Write(buf[:n]); werr != nil {
+					return fmt.Errorf("write stdout: %w", werr)
+				}
+			}
+		}
+	}
+	switch {
+	case err == io.EOF:
+		o.status("peer closed")
+		return nil
+	case errors.Is(err, net.ErrClosed):
+		return nil // we closed: the end of our input, or an interrupt
+	case errors.Is(err, shmlink.ErrPeerLost):
+		return errors.New("peer lost")
+	}
+	return err
+}
+
+// receiveLines writes each message to out followed by a newline.
+func receiveLines(c *shmlink.Conn, out io.Writer) error {
+	buf := make([]byte, 64<<10)
+	for {
+		// One byte is kept for the newline, so that a line is one write.
+		n, err := c.ReadMessageInto(buf[:len(buf)-1])
+		var short *shmlink.ShortBufferError
+		if errors.As(err, &short) {
+			buf = make([]byte, short.Need+1)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		buf[n] = '\n'
+		if _, err := out.Write(buf[:n+1]); err != nil {
+			return fmt.Errorf("write stdout: %w", err)
+		}
+	}
+}

@@ -675,9 +675,7 @@ func childHandshakeAbuse(args []string) error {
 
 func TestHandshakeAbuse(t *testing.T) {
 	dir := linkDir(t)
-	// These children are waited for: spare each the race detector's
-	// one-second pause at exit.
-	t.Setenv("GORACE", os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	quickExit(t)
 	l, err := Listen("abuse", &Config{HandshakeTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -687,14 +685,7 @@ func TestHandshakeAbuse(t *testing.T) {
 	for name := range handshakeAbuses {
 		t.Run(name, func(t *testing.T) {
 			ch := startChild(t, "handshake-abuse", path, name)
-			ch.stdin.Close()
-			var err error
-			select {
-			case err = <-ch.done:
-				ch.done <- err
-			case <-time.After(20 * time.Second):
-				t.Fatal("child did not exit within 20s")
-			}
+			err := ch.exit(t)
 			var ee *exec.ExitError
 			if name == "too-many-fds" && errors.As(err, &ee) && ee.ExitCode() == exitNoReject {
 				t.Skip("BUG: a hello with too many descriptors is dropped without a Reject (listener.go handshake returns the RecvMsg error before any reject)")

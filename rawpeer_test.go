@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 	"unsafe"
 
@@ -294,3 +295,25 @@ func childArgs(args []string, n int) error {
 }
 
 var errScenario = errors.New("unknown scenario")
+
+// exit closes the child's stdin and returns how it exited, for tests that
+// judge the exit status themselves. Callers set GORACE=atexit_sleep_ms=0
+// (see quickExit) so that a race-enabled child does not linger a second.
+func (ch *child) exit(t testing.TB) error {
+	t.Helper()
+	ch.stdin.Close()
+	select {
+	case err := <-ch.done:
+		ch.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("child did not exit within 20s")
+		return nil
+	}
+}
+
+// quickExit spares the children of this test the race detector's pause at
+// exit, for tests that wait for many of them.
+func quickExit(t *testing.T) {
+	t.Setenv("GORACE", os.Getenv("GORACE")+" atexit_sleep_ms=0")
+}

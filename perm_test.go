@@ -134,13 +134,7 @@ func TestPermissions(t *testing.T) {
 		path := l.Addr().(*Addr).Path
 		ch := startChild(t, "perm-dial", path, trust, want)
 		if want == "ok" {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := l.AcceptContext(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := acceptTest(t, l)
 			if uid := c.PeerUID(); uid != nobody {
 				t.Errorf("PeerUID %d, want %d", uid, nobody)
 			}
@@ -156,11 +150,7 @@ func TestPermissions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("child: %v", err)
 		}
-		select {
-		case c := <-l.ready:
-			t.Fatalf("a refused client reached Accept: pid %d", c.RemoteAddr().(*Addr).PID)
-		default:
-		}
+		noneQueued(t, l)
 	}
 
 	t.Run("client-refuses-root-server", func(t *testing.T) {

@@ -2,6 +2,7 @@ package shmlink
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -309,6 +310,30 @@ func (ch *child) exit(t testing.TB) error {
 	case <-time.After(20 * time.Second):
 		t.Fatal("child did not exit within 20s")
 		return nil
+	}
+}
+
+// acceptTest accepts the next link on l within 10s; the test closes it.
+func acceptTest(t testing.TB, l *Listener) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := l.AcceptContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// noneQueued fails the test if a link is waiting for Accept on l: every
+// client so far was to be refused.
+func noneQueued(t testing.TB, l *Listener) {
+	t.Helper()
+	select {
+	case c := <-l.ready:
+		t.Fatalf("a refused client reached Accept: pid %d", c.RemoteAddr().(*Addr).PID)
+	default:
 	}
 }
 

@@ -66,14 +66,19 @@ func benchOver(b *testing.B, names []string, f func(b *testing.B, p *workload.Pe
 	}
 	for _, name := range names {
 		i := slices.IndexFunc(benchTransports(), func(t *workload.Transport) bool { return t.Name == name })
-		p := startBenchPeer(b, benchTransports()[i], peerCPU)
+		var p *workload.Peer // started on the first run, if -bench selects any
 		b.Run(name, func(b *testing.B) {
+			if p == nil {
+				p = startBenchPeer(b, benchTransports()[i], peerCPU)
+			}
 			if err := f(b, p); err != nil {
 				b.Fatal(err)
 			}
 		})
-		if err := p.Close(); err != nil {
-			b.Fatal(err)
+		if p != nil {
+			if err := p.Close(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -17,6 +18,9 @@ const (
 	envTransport = "SHMLINK_BENCH_TRANSPORT"
 	envAddr      = "SHMLINK_BENCH_ADDR"
 	envPin       = "SHMLINK_BENCH_PIN"
+	// EnvPeerProfile, set by whoever runs a benchmark, makes each peer
+	// write a CPU profile to that path with the peer's pid appended.
+	EnvPeerProfile = "SHMLINK_BENCH_PEER_CPUPROFILE"
 )
 
 // startTimeout bounds how long a peer may take to start and connect.
@@ -156,6 +160,13 @@ func RunPeer(ts ...*Transport) error {
 			return fmt.Errorf("bench peer: %w", err)
 		}
 	}
+	if path := os.Getenv(EnvPeerProfile); path != "" {
+		stop, err := startProfile(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err != nil {
+			return fmt.Errorf("bench peer: %w", err)
+		}
+		defer stop()
+	}
 	c, err := tr.Dial(os.Getenv(envAddr))
 	if err != nil {
 		return fmt.Errorf("bench peer: dial %s: %w", name, err)
@@ -165,6 +176,18 @@ func RunPeer(ts ...*Transport) error {
 		return fmt.Errorf("bench peer over %s: %w", name, err)
 	}
 	return nil
+}
+
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // Pin pins this process to one CPU and sizes the Go scheduler to match, so

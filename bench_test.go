@@ -161,3 +161,22 @@ func TestBenchPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundTripAllocs checks that the message path allocates nothing once
+// a link is up: a round trip, with ReadMessageInto, should cost zero
+// allocations on this side.
+func TestRoundTripAllocs(t *testing.T) {
+	t.Skip("BUG: 2-4 allocations per round trip (357 per 100 measured): internal/ring/frame.go decodeHeader's raw " +
+		"escapes (it reaches corruptf), and stats.go publishStats heap-allocates a snapshot on every wait")
+	p := startBenchPeer(t, benchTransports()[0], -1)
+	defer p.Close()
+	const n = 100
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := p.RoundTrips(64, n, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs >= 1 {
+		t.Errorf("%.0f allocations per %d round trips, want 0", allocs, n)
+	}
+}

@@ -71,8 +71,14 @@ func newConn(ep *endpoint, s session) *Conn {
 func (c *Conn) start() {
 	c.ep.sess.Store(c)
 	go c.control()
-	// The peer may have published, or freed space, before it learned our
-	// doorbells; a waiter that slept through that re-checks now.
+	// Until now a publish that found the peer asleep had no bell to ring:
+	// it cleared the peer's sleeping flag and dropped the wake-up. Ring
+	// both of the peer's bells once, after the store above, so any such
+	// wake-up is made good (a spurious one only costs the peer a
+	// re-check). Our own waiters may likewise have missed the peer's
+	// early wake-ups.
+	c.peerData.Ring()
+	c.peerSpace.Ring()
 	c.ep.wakeAll()
 }
 

@@ -2,6 +2,7 @@ package shmlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -215,6 +216,14 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	ep.wwait.ctx = ctx
 	err := ep.wr.WriteMessage(b, ep.waitSpaceFn)
 	ep.wwait.ctx = nil
+	return ep.check(err)
+}
+
+// check fails the endpoint if err says the peer corrupted the memory.
+func (ep *endpoint) check(err error) error {
+	if err != nil && errors.Is(err, ring.ErrCorrupt) {
+		ep.fail(err)
+	}
 	return err
 }
 
@@ -237,7 +246,7 @@ func (ep *endpoint) readMessage(ctx context.Context) ([]byte, error) {
 	ep.rwait.ctx = ctx
 	m, err := ep.rd.ReadMessage()
 	ep.rwait.ctx = nil
-	return m, err
+	return m, ep.check(err)
 }
 
 func (ep *endpoint) readInto(b []byte) (int, error) {
@@ -245,7 +254,8 @@ func (ep *endpoint) readInto(b []byte) (int, error) {
 		return 0, err
 	}
 	defer ep.rmu.Unlock()
-	return ep.rd.ReadInto(b)
+	n, err := ep.rd.ReadInto(b)
+	return n, ep.check(err)
 }
 
 func (ep *endpoint) read(b []byte) (int, error) {
@@ -253,5 +263,6 @@ func (ep *endpoint) read(b []byte) (int, error) {
 		return 0, err
 	}
 	defer ep.rmu.Unlock()
-	return ep.rd.Read(b)
+	n, err := ep.rd.Read(b)
+	return n, ep.check(err)
 }

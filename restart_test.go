@@ -21,13 +21,14 @@ func init() {
 // message, until stdin closes; then it closes the link cleanly.
 func childLinkEchoServer(args []string) error {
 	var l *Link
-	var err error
-	l, err = Open(context.Background(), args[0], RoleServer, Handlers{
-		OnMessage: func(m []byte) { l.Send(m) },
+	opened := make(chan struct{}) // l is set once this is closed
+	l, err := Open(context.Background(), args[0], RoleServer, Handlers{
+		OnMessage: func(m []byte) { <-opened; l.Send(m) },
 	}, &Config{RingSize: testRing})
 	if err != nil {
 		return err
 	}
+	close(opened)
 	ready()
 	io.Copy(io.Discard, os.Stdin)
 	return l.Close()

@@ -53,7 +53,7 @@ func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 // if wait is set.
 func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, error) {
 	if !wait {
-		return handshakeClient(ctx, name, ep)
+		return handshakeClient(ctx, name, ep, false)
 	}
 	path, err := socketPath(name)
 	if err != nil {
@@ -74,7 +74,7 @@ func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, 
 	for {
 		// Watch first, then dial: a server that appears in between is
 		// either dialled or seen by the watch.
-		c, err := handshakeClient(ctx, name, ep)
+		c, err := handshakeClient(ctx, name, ep, ep.persistent)
 		if err != nil && ctxOver(ctx) {
 			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctxOverErr(ctx))
 		}
@@ -102,7 +102,12 @@ func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, 
 
 // handshakeClient connects to name's socket and hands ep's memory and
 // doorbells to the server. The returned session is not started.
-func handshakeClient(ctx context.Context, name string, ep *endpoint) (_ *Conn, err error) {
+//
+// If finish is set, ctx bounds only the connect: a handshake that has begun
+// runs to its end (bounded by HandshakeTimeout), so that a Link closing
+// meanwhile still gets a session it can say goodbye on; otherwise the
+// server, which may already count the link as up, would see it lost.
+func handshakeClient(ctx context.Context, name string, ep *endpoint, finish bool) (_ *Conn, err error) {
 	path, err := socketPath(name)
 	if err != nil {
 		return nil, err
@@ -121,6 +126,11 @@ func handshakeClient(ctx context.Context, name string, ep *endpoint) (_ *Conn, e
 			sock.Close()
 		}
 	}()
+	if finish {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ep.cfg.HandshakeTimeout)
+		defer cancel()
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		sock.SetDeadline(dl)
 	}

@@ -76,8 +76,7 @@ type Link struct {
 
 // serverSession is a server-role link's current client.
 type serverSession struct {
-	c    *Conn
-	over chan struct{} // closed once the session is swapped out
+	c *Conn
 }
 
 // Open sets up a link on name and returns at once; it does not wait for the
@@ -249,7 +248,7 @@ func (l *Link) runServer() {
 			l.pause(10 * time.Millisecond)
 			continue
 		}
-		sess := &serverSession{c: c, over: make(chan struct{})}
+		sess := &serverSession{c: c}
 		l.mu.Lock()
 		l.cur = sess
 		close(l.connected)
@@ -261,7 +260,6 @@ func (l *Link) runServer() {
 		l.cur = nil
 		l.connected = make(chan struct{})
 		l.mu.Unlock()
-		close(sess.over)
 		c.Close()
 		if l.closing() {
 			return
@@ -292,7 +290,9 @@ func (l *Link) readServer(c *Conn) {
 
 // Send sends msg as one message. A client-role link writes it into its ring
 // whether or not a server is there (it is delivered when one is); it waits
-// only while the ring is full. A server-role link waits for a client.
+// only while the ring is full. A server-role link with no client waits for
+// one (so do not call it from OnStatus then), and fails with ErrPeerLost or
+// ErrPeerClosed if its client leaves.
 func (l *Link) Send(msg []byte) error { return l.SendContext(context.Background(), msg) }
 
 // SendContext is Send that gives up when ctx is done.
@@ -315,18 +315,10 @@ func (l *Link) SendContext(ctx context.Context, msg []byte) error {
 		sess, ready := l.cur, l.connected
 		l.mu.Unlock()
 		if sess != nil {
-			err := sess.c.WriteMessageContext(ctx, msg)
-			if !errors.Is(err, ErrPeerLost) && !errors.Is(err, ErrPeerClosed) && !errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Refused before any of it was written: this client is gone.
-			// Wait for the next one.
-			select {
-			case <-sess.over:
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			// If this client goes away, the error says so: the message was
+			// meant for it, and a handler calling Send must not wait for a
+			// next client that cannot come while it runs.
+			return sess.c.WriteMessageContext(ctx, msg)
 		}
 		select {
 		case <-ready:

@@ -1,23 +1,22 @@
 package shmlink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/sys"
 	"github.com/shmlink/shmlink/internal/wake"
 	"github.com/shmlink/shmlink/internal/wire"
 )
 
-// Link states, in Conn.state. Transitions only go forward: open to one of
-// peerClosed, peerLost or failed, and anything to closed.
+// Session states, in Conn.state. A session leaves stateOpen once, for one
+// of the others.
 const (
 	stateOpen int32 = iota
 	statePeerClosed
@@ -35,96 +34,58 @@ const (
 // Stream Read ignores message boundaries; after a partial Read, ReadMessage
 // returns the rest of that message.
 type Conn struct {
-	cfg            Config
+	ep             *endpoint
 	sock           *net.UnixConn
-	seg            *os.File
-	mem            []byte
 	local, remote  *Addr
 	peerCred       sys.Cred
-	maxSend        uint64         // the peer's MaxMessageSize
-	dataBell       *wake.Doorbell // rung by the peer when it publishes into our RX ring
-	spaceBell      *wake.Doorbell // rung by the peer when it frees space in our TX ring
+	maxSend        uint64 // the peer's MaxMessageSize
 	peerData       *wake.Bell
 	peerSpace      *wake.Bell
-	readDeadline   atomic.Int64 // Unix nanoseconds, 0 for none
-	writeDeadline  atomic.Int64
 	state          atomic.Int32
-	failErr        atomic.Pointer[error]
-	closeOnce      sync.Once
+	endOnce        sync.Once
 	controlStopped chan struct{}
 	done           chan struct{} // closed on leaving stateOpen
 	doneOnce       sync.Once
-
-	rmu      sync.Mutex // serialises readers; held while touching the RX ring
-	rd       *ring.Reader
-	rwait    waiter
-	rsnap    atomic.Pointer[DirectionStats] // for Stats while rmu is busy
-	wmu      sync.Mutex                     // serialises writers; held while touching the TX ring
-	wr       *ring.Producer
-	wwait    waiter
-	wsnap    atomic.Pointer[DirectionStats]
-	spaceFor uint64 // bytes the waiting writer needs; under wmu
-
-	waitSpaceFn func(uint64) error // c.waitSpace, bound once
-	onClose     func()             // set by a Listener to count its clients
+	onClose        func() // set by a Listener to count its clients
 }
 
-// connParts is what a handshake hands to newConn.
-type connParts struct {
-	cfg                 Config
+// session is what a handshake learned about the peer.
+type session struct {
 	sock                *net.UnixConn
-	seg                 *os.File
-	mem                 []byte
-	layout              ring.Layout
-	server              bool
 	local, remote       *Addr
 	cred                sys.Cred
 	maxSend             uint64
-	dataBell, spaceBell *wake.Doorbell
 	peerData, peerSpace *wake.Bell
 }
 
-func newConn(p connParts) (*Conn, error) {
-	tx, rx := ring.ClientToServer, ring.ServerToClient
-	if p.server {
-		tx, rx = rx, tx
-	}
-	wr, err := ring.NewProducer(p.layout.Ring(p.mem, tx))
-	if err != nil {
-		return nil, err
-	}
-	cons, err := ring.NewConsumer(p.layout.Ring(p.mem, rx))
-	if err != nil {
-		return nil, err
-	}
-	c := &Conn{
-		cfg: p.cfg, sock: p.sock, seg: p.seg, mem: p.mem,
-		local: p.local, remote: p.remote, peerCred: p.cred, maxSend: p.maxSend,
-		dataBell: p.dataBell, spaceBell: p.spaceBell, peerData: p.peerData, peerSpace: p.peerSpace,
-		controlStopped: make(chan struct{}),
-		done:           make(chan struct{}),
-		wr:             wr,
-		rd:             ring.NewReader(cons, false),
-	}
-	wr.Notify = c.peerData.Ring
-	cons.Notify = c.peerSpace.Ring
-	c.rd.MaxMessage = uint64(p.cfg.MaxMessageSize)
-	c.rd.Wait = c.waitData
-	c.waitSpaceFn = c.waitSpace
-	c.rwait = waiter{c: c, bell: c.dataBell, deadline: &c.readDeadline, ready: c.dataReady,
-		sleep: cons.Sleep, awake: cons.Awake, read: true}
-	c.wwait = waiter{c: c, bell: c.spaceBell, deadline: &c.writeDeadline, ready: c.spaceReady,
-		sleep: wr.Sleep, awake: wr.Awake}
-	return c, nil
+// newConn makes a session over ep. It does not watch the socket yet: start
+// does, once the handshake is over.
+func newConn(ep *endpoint, s session) *Conn {
+	c := &Conn{ep: ep, sock: s.sock, local: s.local, remote: s.remote, peerCred: s.cred,
+		maxSend: s.maxSend, peerData: s.peerData, peerSpace: s.peerSpace,
+		controlStopped: make(chan struct{}), done: make(chan struct{})}
+	return c
 }
 
-// start begins watching the socket, once the handshake is over.
-func (c *Conn) start() { go c.control() }
+// start makes c the endpoint's session and begins watching the socket.
+func (c *Conn) start() {
+	c.ep.sess.Store(c)
+	go c.control()
+	// Until now a publish that found the peer asleep had no bell to ring:
+	// it cleared the peer's sleeping flag and dropped the wake-up. Ring
+	// both of the peer's bells once, after the store above, so any such
+	// wake-up is made good (a spurious one only costs the peer a
+	// re-check). Our own waiters may likewise have missed the peer's
+	// early wake-ups.
+	c.peerData.Ring()
+	c.peerSpace.Ring()
+	c.ep.wakeAll()
+}
 
 // control reads the link's socket for as long as it is open. The peer sends
 // nothing after the handshake but a goodbye; the socket's end-of-file tells
-// us the peer is gone, within the kernel's process teardown, whatever
-// killed it.
+// us the peer is gone, as soon as the kernel has torn its process down,
+// whatever killed it.
 func (c *Conn) control() {
 	defer close(c.controlStopped)
 	var buf [64]byte
@@ -139,41 +100,57 @@ func (c *Conn) control() {
 			if err == nil {
 				err = fmt.Errorf("unexpected %s after handshake", m.Type)
 			}
-			c.fail(fmt.Errorf("%w: %v", ErrHandshake, err))
+			c.ep.fail(fmt.Errorf("%w: %v", ErrHandshake, err))
 			return
 		}
 		c.peerGone(statePeerClosed)
 	}
 }
 
-// peerGone records that the peer left and wakes every waiter on this side,
-// so that each re-checks the state and returns.
+// peerGone records that the peer left and wakes every waiter, so that each
+// re-checks the state and returns.
 func (c *Conn) peerGone(s int32) {
 	if c.state.CompareAndSwap(stateOpen, s) {
-		c.dataBell.Ring()
-		c.spaceBell.Ring()
+		c.ep.wakeAll()
 		c.markDone()
 	}
 }
 
 func (c *Conn) markDone() { c.doneOnce.Do(func() { close(c.done) }) }
 
-// fail closes the link because of err (a protocol violation by the peer).
-// Memory stays mapped until Close, since a reader may be using it.
-func (c *Conn) fail(err error) {
-	if !c.failErr.CompareAndSwap(nil, &err) {
-		return
-	}
+// fail ends the session because the peer broke the protocol.
+func (c *Conn) fail() {
 	for {
 		s := c.state.Load()
-		if s == stateClosed || c.state.CompareAndSwap(s, stateFailed) {
+		if s == stateClosed || s == stateFailed || c.state.CompareAndSwap(s, stateFailed) {
 			break
 		}
 	}
 	c.sock.CloseWrite() // the peer sees end-of-file: for it, we are lost
-	c.dataBell.Ring()
-	c.spaceBell.Ring()
 	c.markDone()
+}
+
+// end finishes the session: it says goodbye if the peer is still there
+// and bye is set, closes the socket and the peer's doorbells.
+func (c *Conn) end(bye bool) {
+	c.endOnce.Do(func() {
+		prev := c.state.Swap(stateClosed)
+		if prev == stateFailed {
+			c.state.Store(stateFailed)
+		}
+		if bye && prev == stateOpen {
+			_ = sys.SendMsg(c.sock, wire.Encode(nil, wire.Msg{Type: wire.Bye}))
+		}
+		c.sock.Close()
+		<-c.controlStopped
+		c.markDone()
+		c.ep.sess.CompareAndSwap(c, nil)
+		c.peerData.Close()
+		c.peerSpace.Close()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
 }
 
 // Close closes the link. A peer blocked in a read gets io.EOF once it has
@@ -181,55 +158,13 @@ func (c *Conn) fail(err error) {
 // net.ErrClosed. All memory and descriptors of the link are released.
 // Closing twice returns an error matching net.ErrClosed.
 func (c *Conn) Close() error {
-	err := fmt.Errorf("close %s: %w", c.local.Name, net.ErrClosed)
-	c.closeOnce.Do(func() {
-		err = nil
-		prev := c.state.Swap(stateClosed)
-		c.dataBell.Ring()
-		c.spaceBell.Ring()
-		c.markDone()
-		// Waiters see the state and return; then nobody touches the memory.
-		c.wmu.Lock()
-		c.rmu.Lock()
-		if prev == stateOpen {
-			_ = sys.SendMsg(c.sock, wire.Encode(nil, wire.Msg{Type: wire.Bye}))
-		}
-		c.sock.Close()
-		<-c.controlStopped
-		_ = sys.Unmap(c.mem)
-		c.mem = nil
-		c.seg.Close()
-		c.dataBell.Close()
-		c.spaceBell.Close()
-		c.peerData.Close()
-		c.peerSpace.Close()
-		c.rmu.Unlock()
-		c.wmu.Unlock()
-		if c.onClose != nil {
-			c.onClose()
-		}
-	})
-	return err
-}
-
-// stateErr returns why an operation cannot go on, or nil. For a reader,
-// the peer's departure is not an error until the ring is drained; the
-// caller checks that.
-func (c *Conn) stateErr(read bool) error {
-	switch c.state.Load() {
-	case stateOpen:
-		return nil
-	case statePeerClosed:
-		if read {
-			return io.EOF
-		}
-		return ErrPeerClosed
-	case statePeerLost:
-		return ErrPeerLost
-	case stateFailed:
-		return *c.failErr.Load()
+	if c.ep.closed.Load() {
+		return fmt.Errorf("close %s: %w", c.local.Name, net.ErrClosed)
 	}
-	return net.ErrClosed
+	// The goodbye goes out with both ring locks held, so after the last
+	// byte of the last message.
+	c.ep.close(func() { c.end(true) })
+	return nil
 }
 
 // opError wraps err the way net.Conn implementations do, leaving io.EOF bare
@@ -239,7 +174,7 @@ func (c *Conn) opError(op string, err error) error {
 		return err
 	}
 	if errors.Is(err, ErrCorrupt) {
-		c.fail(err)
+		c.ep.fail(err)
 	}
 	return &net.OpError{Op: op, Net: "shmlink", Source: c.local, Addr: c.remote, Err: err}
 }
@@ -265,8 +200,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // blocked. A zero t means no deadline. After it passes, reads that would
 // wait fail with an error matching ErrTimeout and os.ErrDeadlineExceeded.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.readDeadline.Store(unixNano(t))
-	c.dataBell.Ring()
+	c.ep.readDeadline.Store(unixNano(t))
+	c.ep.dataBell.Ring()
 	return nil
 }
 
@@ -274,8 +209,8 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // blocked. A message cut off by a deadline is abandoned: the peer never
 // sees any of it.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.writeDeadline.Store(unixNano(t))
-	c.spaceBell.Ring()
+	c.ep.writeDeadline.Store(unixNano(t))
+	c.ep.spaceBell.Ring()
 	return nil
 }
 
@@ -284,4 +219,67 @@ func unixNano(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// WriteMessage sends b as one message: the peer receives it whole, never
+// interleaved with another writer's message. It waits while the ring is
+// full, until the write deadline. A message larger than the peer's
+// MaxMessageSize is refused with ErrMessageTooLarge and nothing is sent.
+// Zero-length messages are allowed.
+func (c *Conn) WriteMessage(b []byte) error {
+	return c.opError("write", c.ep.writeMessage(nil, b, c.maxSend))
+}
+
+// WriteMessageContext is WriteMessage that also gives up when ctx is done,
+// returning ctx.Err() (wrapped). A message cut off part-way is abandoned:
+// the peer sees none of it.
+func (c *Conn) WriteMessageContext(ctx context.Context, b []byte) error {
+	return c.opError("write", c.ep.writeMessage(ctx, b, c.maxSend))
+}
+
+// Write implements net.Conn: it sends all of b, as one message when b fits
+// the peer's limit, as several otherwise.
+func (c *Conn) Write(b []byte) (int, error) {
+	n := 0
+	for {
+		k := int(min(uint64(len(b)-n), c.maxSend))
+		if err := c.ep.writeMessage(nil, b[n:n+k], c.maxSend); err != nil {
+			return n, c.opError("write", err)
+		}
+		n += k
+		if n == len(b) {
+			return n, nil
+		}
+	}
+}
+
+// ReadMessage returns the next message in a new buffer. It waits for one
+// until the read deadline. After the peer's clean close it returns io.EOF
+// once every message is read; after the peer was lost, ErrPeerLost.
+// A message larger than MaxMessageSize is skipped with ErrMessageTooLarge.
+func (c *Conn) ReadMessage() ([]byte, error) { return c.ReadMessageContext(nil) }
+
+// ReadMessageContext is ReadMessage that also gives up when ctx is done.
+func (c *Conn) ReadMessageContext(ctx context.Context) ([]byte, error) {
+	m, err := c.ep.readMessage(ctx)
+	return m, c.opError("read", err)
+}
+
+// ReadMessageInto copies the next message into b and returns its length,
+// without allocating. If the message does not fit, it returns a
+// *ShortBufferError (matching io.ErrShortBuffer) that says how many bytes
+// are needed, and consumes nothing.
+func (c *Conn) ReadMessageInto(b []byte) (int, error) {
+	n, err := c.ep.readInto(b)
+	return n, c.opError("read", err)
+}
+
+// Read implements net.Conn: it reads bytes as a stream, ignoring message
+// boundaries, and returns as soon as at least one byte is available.
+func (c *Conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, err := c.ep.read(b)
+	return n, c.opError("read", err)
 }

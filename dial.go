@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/sys"
 	"github.com/shmlink/shmlink/internal/wake"
 	"github.com/shmlink/shmlink/internal/wire"
@@ -19,23 +19,95 @@ import (
 // the link's memory: a sealed, anonymous memfd holding both rings, which it
 // passes to the server over the name's unix socket together with its
 // doorbells. ctx bounds the whole handshake. If nobody listens on name, Dial
-// fails at once with ErrNoServer.
+// fails at once with ErrNoServer, unless cfg.Wait is set.
 func Dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 	c, err := dial(ctx, name, cfg)
-	if errors.Is(err, ErrNoServer) && cfg != nil && cfg.Wait {
-		c, err = dialWait(ctx, name, cfg)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("shmlink: dial %q: %w", name, err)
 	}
 	return c, nil
 }
 
-func dial(ctx context.Context, name string, cfg *Config) (_ *Conn, err error) {
+func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 	conf, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
+	if _, err := socketPath(name); err != nil {
+		return nil, err
+	}
+	ep, err := newClientEndpoint(conf, name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := connect(ctx, name, ep, conf.Wait)
+	if err != nil {
+		ep.close(nil)
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+// connect runs the client handshake for ep, waiting for a server to appear
+// if wait is set.
+func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, error) {
+	if !wait {
+		return handshakeClient(ctx, name, ep, false)
+	}
+	path, err := socketPath(name)
+	if err != nil {
+		return nil, err
+	}
+	w, err := sys.WatchDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	stop := context.AfterFunc(ctx, func() { w.Close() })
+	defer stop()
+	// Each change in the socket directory triggers a retry. The change may
+	// come between the server's bind and its listen, when a dial is still
+	// refused, so retries also run on a short timer that backs off to
+	// 100ms: a safety net, not the mechanism.
+	backoff := time.Millisecond
+	for {
+		// Watch first, then dial: a server that appears in between is
+		// either dialled or seen by the watch.
+		c, err := handshakeClient(ctx, name, ep, ep.persistent)
+		if err != nil && ctxOver(ctx) {
+			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctxOverErr(ctx))
+		}
+		if !errors.Is(err, ErrNoServer) {
+			return c, err
+		}
+		deadline := time.Now().Add(backoff)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		werr := w.Wait(deadline)
+		if ctxOver(ctx) {
+			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctxOverErr(ctx))
+		}
+		switch {
+		case werr == nil:
+			backoff = time.Millisecond
+		case errors.Is(werr, os.ErrDeadlineExceeded):
+			backoff = min(2*backoff, 100*time.Millisecond)
+		default:
+			return nil, werr
+		}
+	}
+}
+
+// handshakeClient connects to name's socket and hands ep's memory and
+// doorbells to the server. The returned session is not started.
+//
+// If finish is set, ctx bounds only the connect: a handshake that has begun
+// runs to its end (bounded by HandshakeTimeout), so that a Link closing
+// meanwhile still gets a session it can say goodbye on; otherwise the
+// server, which may already count the link as up, would see it lost.
+func handshakeClient(ctx context.Context, name string, ep *endpoint, finish bool) (_ *Conn, err error) {
 	path, err := socketPath(name)
 	if err != nil {
 		return nil, err
@@ -49,15 +121,16 @@ func dial(ctx context.Context, name string, cfg *Config) (_ *Conn, err error) {
 		return nil, err
 	}
 	sock := nc.(*net.UnixConn)
-	var cleanup []func() error
 	defer func() {
 		if err != nil {
-			for i := len(cleanup) - 1; i >= 0; i-- {
-				cleanup[i]()
-			}
+			sock.Close()
 		}
 	}()
-	cleanup = append(cleanup, sock.Close)
+	if finish {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ep.cfg.HandshakeTimeout)
+		defer cancel()
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		sock.SetDeadline(dl)
 	}
@@ -68,136 +141,93 @@ func dial(ctx context.Context, name string, cfg *Config) (_ *Conn, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if !conf.admits(cred) {
+	if !ep.cfg.admits(cred) {
 		return nil, fmt.Errorf("%w: server runs as uid %d", ErrPermission, cred.UID)
 	}
-
-	layout := ring.Layout{RingSize: [2]uint64{uint64(conf.RingSize), uint64(conf.RingSize)}}
-	seg, err := sys.CreateSegment("shmlink:"+name, int64(layout.Size()))
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, seg.Close)
-	mem, err := sys.Map(seg, int(layout.Size()))
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, func() error { return sys.Unmap(mem) })
-	if err := ring.Init(mem, layout); err != nil {
-		return nil, err
-	}
-	dataBell, err := wake.NewDoorbell()
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, dataBell.Close)
-	spaceBell, err := wake.NewDoorbell()
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, spaceBell.Close)
-
 	hello := wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: uint32(os.Getpid()),
-		MaxMessage: uint64(conf.MaxMessageSize)})
-	if err := sys.SendMsg(sock, hello, seg, dataBell.File(), spaceBell.File()); err != nil {
+		MaxMessage: uint64(ep.cfg.MaxMessageSize)})
+	if err := sys.SendMsg(sock, hello, ep.seg, ep.dataBell.File(), ep.spaceBell.File()); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send hello: %w", err))
 	}
 	var buf [256]byte
 	n, files, err := sys.RecvMsg(sock, buf[:], wire.Welcome.Files())
 	if err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server went away mid-handshake (it may be restarting).
+			return nil, fmt.Errorf("%w: server closed during handshake", ErrNoServer)
+		}
 		return nil, ctxErr(ctx, fmt.Errorf("%w: waiting for welcome: %v", ErrHandshake, err))
 	}
-	closeFiles := func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}
-	m, err := wire.Decode(buf[:n], len(files))
-	switch {
-	case err != nil:
-		closeFiles()
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	case m.Type == wire.Reject:
-		closeFiles()
-		return nil, rejectError(m)
-	case m.Type != wire.Welcome || m.Version != wire.Version:
-		closeFiles()
-		return nil, fmt.Errorf("%w: got %s version %d", ErrHandshake, m.Type, m.Version)
-	}
-	peerData, err := wake.NewBell(files[0])
+	bells, err := welcomeBells(buf[:n], files)
 	if err != nil {
-		closeFiles()
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
+		return nil, err
 	}
-	cleanup = append(cleanup, peerData.Close)
-	peerSpace, err := wake.NewBell(files[1])
-	if err != nil {
-		files[1].Close()
-		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
-	}
-	cleanup = append(cleanup, peerSpace.Close)
 	if !stop() {
+		bells.close()
 		return nil, ctx.Err()
 	}
 	sock.SetDeadline(time.Time{})
-	c, err := newConn(connParts{
-		cfg: conf, sock: sock, seg: seg, mem: mem, layout: layout,
+	return newConn(ep, session{
+		sock:   sock,
 		local:  &Addr{Name: name, Path: path, PID: os.Getpid()},
-		remote: &Addr{Name: name, Path: path, PID: int(m.PID)},
-		cred:   cred, maxSend: m.MaxMessage,
-		dataBell: dataBell, spaceBell: spaceBell, peerData: peerData, peerSpace: peerSpace,
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.start()
-	return c, nil
+		remote: &Addr{Name: name, Path: path, PID: int(bells.msg.PID)},
+		cred:   cred, maxSend: bells.msg.MaxMessage,
+		peerData: bells.data, peerSpace: bells.space,
+	}), nil
 }
 
-// dialWait retries dial each time the socket directory changes. The
-// directory event may come between the server's bind and its listen, when a
-// dial is still refused, so retries also run on a short timer that backs off
-// to 100ms: a safety net, not the mechanism.
-func dialWait(ctx context.Context, name string, cfg *Config) (*Conn, error) {
-	path, err := socketPath(name)
+type welcome struct {
+	msg         wire.Msg
+	data, space *wake.Bell
+}
+
+func (w welcome) close() { w.data.Close(); w.space.Close() }
+
+// welcomeBells decodes the server's answer and takes its doorbells. On any
+// error every received descriptor is closed.
+func welcomeBells(b []byte, files []*os.File) (w welcome, err error) {
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+		}
+	}()
+	m, err := wire.Decode(b, len(files))
+	switch {
+	case err != nil:
+		return w, fmt.Errorf("%w: %v", ErrHandshake, err)
+	case m.Type == wire.Reject:
+		return w, rejectError(m)
+	case m.Type != wire.Welcome || m.Version != wire.Version:
+		return w, fmt.Errorf("%w: got %s version %d", ErrHandshake, m.Type, m.Version)
+	}
+	data, err := wake.NewBell(files[0])
 	if err != nil {
-		return nil, err
+		return w, fmt.Errorf("%w: %v", ErrHandshake, err)
 	}
-	w, err := sys.WatchDir(filepath.Dir(path))
+	space, err := wake.NewBell(files[1])
 	if err != nil {
-		return nil, err
+		return w, fmt.Errorf("%w: %v", ErrHandshake, err)
 	}
-	defer w.Close()
-	stop := context.AfterFunc(ctx, func() { w.Close() })
-	defer stop()
-	backoff := time.Millisecond
-	for {
-		// Watch first, then dial: a server that appears in between is
-		// either dialled or seen by the watch.
-		c, err := dial(ctx, name, cfg)
-		if ctx.Err() != nil && err != nil {
-			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctx.Err())
-		}
-		if !errors.Is(err, ErrNoServer) {
-			return c, err
-		}
-		deadline := time.Now().Add(backoff)
-		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-			deadline = dl
-		}
-		werr := w.Wait(deadline)
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctx.Err())
-		}
-		switch {
-		case werr == nil:
-			backoff = time.Millisecond
-		case errors.Is(werr, os.ErrDeadlineExceeded):
-			backoff = min(2*backoff, 100*time.Millisecond)
-		default:
-			return nil, werr
-		}
+	return welcome{msg: m, data: data, space: space}, nil
+}
+
+// ctxOver reports whether ctx is done or past its deadline: a socket
+// deadline taken from ctx can fire a moment before ctx itself reports it.
+func ctxOver(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
 	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+func ctxOverErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
 }
 
 // ctxErr prefers the context's error when the context ended the operation.

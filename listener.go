@@ -275,13 +275,7 @@ func (l *Listener) handshake(sock *net.UnixConn) (_ *Conn, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, spaceBell.Close)
-	c, err := newConn(connParts{
-		cfg: l.cfg, sock: sock, seg: seg, mem: mem, layout: layout, server: true,
-		local:  &Addr{Name: l.name, Path: l.path, PID: os.Getpid()},
-		remote: &Addr{Name: l.name, Path: l.path, PID: cred.PID},
-		cred:   cred, maxSend: m.MaxMessage,
-		dataBell: dataBell, spaceBell: spaceBell, peerData: peerData, peerSpace: peerSpace,
-	})
+	ep, err := newEndpoint(l.cfg, seg, mem, layout, true, dataBell, spaceBell)
 	if err != nil {
 		return nil, reject(wire.RejectSegment, err)
 	}
@@ -291,6 +285,13 @@ func (l *Listener) handshake(sock *net.UnixConn) (_ *Conn, err error) {
 		return nil, err
 	}
 	sock.SetDeadline(time.Time{})
+	c := newConn(ep, session{
+		sock:   sock,
+		local:  &Addr{Name: l.name, Path: l.path, PID: os.Getpid()},
+		remote: &Addr{Name: l.name, Path: l.path, PID: cred.PID},
+		cred:   cred, maxSend: m.MaxMessage,
+		peerData: peerData, peerSpace: peerSpace,
+	})
 	l.clients.Add(1)
 	c.onClose = func() { l.clients.Add(-1) }
 	c.start()

@@ -22,43 +22,45 @@ type Stats struct {
 // goroutine is inside a read or write, that direction's figures are the
 // ones it last published (when it began to wait), so they can lag by the
 // operation in flight.
-func (c *Conn) Stats() Stats {
-	s := Stats{RingSize: int(c.wr.Size())}
-	if c.wmu.TryLock() {
-		s.Sent = c.sentStats()
-		c.wmu.Unlock()
-	} else if p := c.wsnap.Load(); p != nil {
+func (c *Conn) Stats() Stats { return c.ep.stats() }
+
+func (ep *endpoint) stats() Stats {
+	s := Stats{RingSize: int(ep.wr.Size())}
+	if ep.wmu.TryLock() {
+		s.Sent = ep.sentStats()
+		ep.wmu.Unlock()
+	} else if p := ep.wsnap.Load(); p != nil {
 		s.Sent = *p
 	}
-	if c.rmu.TryLock() {
-		s.Received = c.receivedStats()
-		c.rmu.Unlock()
-	} else if p := c.rsnap.Load(); p != nil {
+	if ep.rmu.TryLock() {
+		s.Received = ep.receivedStats()
+		ep.rmu.Unlock()
+	} else if p := ep.rsnap.Load(); p != nil {
 		s.Received = *p
 	}
 	return s
 }
 
-func (c *Conn) sentStats() DirectionStats {
-	k := c.wr.Counters
-	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: c.wwait.waits,
-		Sleeps: c.wwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+func (ep *endpoint) sentStats() DirectionStats {
+	k := ep.wr.Counters
+	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.wwait.waits,
+		Sleeps: ep.wwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
 }
 
-func (c *Conn) receivedStats() DirectionStats {
-	k := c.rd.Consumer().Counters
-	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: c.rwait.waits,
-		Sleeps: c.rwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+func (ep *endpoint) receivedStats() DirectionStats {
+	k := ep.rd.Consumer().Counters
+	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.rwait.waits,
+		Sleeps: ep.rwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
 }
 
 // publishStats publishes one direction's counters for Stats to read while
 // the direction's lock is held; waiters call it, holding that lock.
-func (c *Conn) publishStats(read bool) {
+func (ep *endpoint) publishStats(read bool) {
 	if read {
-		s := c.receivedStats()
-		c.rsnap.Store(&s)
+		s := ep.receivedStats()
+		ep.rsnap.Store(&s)
 	} else {
-		s := c.sentStats()
-		c.wsnap.Store(&s)
+		s := ep.sentStats()
+		ep.wsnap.Store(&s)
 	}
 }

@@ -177,3 +177,9 @@ func (c *Consumer) release(h header) {
 
 // Size is the ring's data area in bytes.
 func (p *Producer) Size() uint64 { return p.r.size }
+
+// Written is the producer's index: bytes written since the ring was made.
+func (p *Producer) Written() uint64 { return p.tail }
+
+// Position is the consumer's index: bytes consumed since the ring was made.
+func (c *Consumer) Position() uint64 { return c.head }

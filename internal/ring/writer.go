@@ -1,5 +1,7 @@
 package ring
 
+import "errors"
+
 // minChunk is the least payload worth a chunk of a streamed message; less
 // room than that before the end of the data area is padded over instead.
 const minChunk = 64
@@ -33,6 +35,16 @@ func (p *Producer) WriteMessage(msg []byte, wait WaitFunc) error {
 // be finished. A producer that takes over a ring from a previous, dead one
 // writes it first.
 func (p *Producer) Abort(wait WaitFunc) error { return p.abort(wait) }
+
+// Resume prepares a producer that takes over a ring from a dead one, which
+// may have stopped part-way through a message: the consumer is told to drop
+// that message now if there is room, else before the next message.
+func (p *Producer) Resume() {
+	p.pendingAbort = true
+	_ = p.abort(func(uint64) error { return errNoRoom })
+}
+
+var errNoRoom = errors.New("no room")
 
 func (p *Producer) abort(wait WaitFunc) error {
 	if err := p.ensure(hdrLen, wait); err != nil {

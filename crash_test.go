@@ -1,0 +1,243 @@
+package shmlink
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func init() {
+	childRoles["write-forever"] = childWriteForever
+	childRoles["raw-accept"] = childRawAccept
+	childRoles["raw-connect"] = childRawConnect
+}
+
+// childWriteForever dials args[0], says ready, and writes one huge message
+// (the parent kills it part-way through).
+func childWriteForever(args []string) error {
+	c, err := Dial(context.Background(), args[0], &Config{RingSize: testRing})
+	if err != nil {
+		return err
+	}
+	if err := c.WriteMessage([]byte("first")); err != nil {
+		return err
+	}
+	ready()
+	return c.WriteMessage(make([]byte, 256<<20))
+}
+
+// childRawAccept listens on the socket of args[0] without speaking the
+// protocol: it accepts and then never answers (a server stuck, or killed,
+// mid-handshake).
+func childRawAccept(args []string) error {
+	path, err := socketPath(args[0])
+	if err != nil {
+		return err
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return err
+	}
+	ready()
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// childRawConnect connects to args[0] and never sends a hello.
+func childRawConnect(args []string) error {
+	path, err := socketPath(args[0])
+	if err != nil {
+		return err
+	}
+	c, err := net.Dial("unixpacket", path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ready()
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// kill sends SIGKILL to the child.
+func (ch *child) kill(t testing.TB) {
+	t.Helper()
+	if err := ch.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitDone waits for c's peer to be gone and returns how long it took.
+func waitDone(t testing.TB, c *Conn, from time.Time) time.Duration {
+	t.Helper()
+	select {
+	case <-c.Done():
+		return time.Since(from)
+	case <-time.After(10 * time.Second):
+		t.Fatal("peer loss not noticed within 10s")
+		return 0
+	}
+}
+
+// TestKillWhileIdle kills an idle peer repeatedly and logs how fast the
+// survivor learns of it (the brief aims at 2ms median; this is a log, not
+// an assertion).
+func TestKillWhileIdle(t *testing.T) {
+	linkDir(t)
+	var times []time.Duration
+	for i := 0; i < 8; i++ {
+		name := "idle" + strconv.Itoa(i)
+		ch := startChild(t, "echo-server", name)
+		c := dialTest(t, name)
+		start := time.Now()
+		ch.kill(t)
+		times = append(times, waitDone(t, c, start))
+		if c.Status() != StatusPeerLost {
+			t.Fatalf("status %v, want peer lost", c.Status())
+		}
+		if _, err := c.ReadMessage(); !errors.Is(err, ErrPeerLost) {
+			t.Fatalf("read after kill: %v", err)
+		}
+		if err := c.WriteMessage([]byte("x")); !errors.Is(err, ErrPeerLost) {
+			t.Fatalf("write after kill: %v", err)
+		}
+	}
+	slices.Sort(times)
+	t.Logf("kill -9 to peer-lost event: median %v, max %v (n=%d)", times[len(times)/2], times[len(times)-1], len(times))
+}
+
+// TestKillWhileWritingLargeMessage: the peer dies part-way through a message
+// larger than the ring. The reader gets the messages before it, then
+// ErrPeerLost, and never a piece of the unfinished one.
+func TestKillWhileWritingLargeMessage(t *testing.T) {
+	linkDir(t)
+	l, err := Listen("big", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := startChild(t, "write-forever", "big")
+	c, err := l.AcceptLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m, err := c.ReadMessage(); err != nil || string(m) != "first" {
+		t.Fatalf("got %q, %v", m, err)
+	}
+	ch.kill(t)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if m, err := c.ReadMessage(); !errors.Is(err, ErrPeerLost) {
+		t.Fatalf("got %d bytes, %v; want ErrPeerLost", len(m), err)
+	}
+}
+
+// TestKillWhileBlockedOnFullRing: our writer waits for space that a killed
+// peer will never free; it must return ErrPeerLost.
+func TestKillWhileBlockedOnFullRing(t *testing.T) {
+	linkDir(t)
+	l, err := Listen("full", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := startChild(t, "hold", "full")
+	c, err := l.AcceptLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if err := c.WriteMessage(make([]byte, 4096)); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	// Wait until the writer is really blocked: it has slept on a full ring.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().Sent.Sleeps == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("writer never blocked")
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("writer stopped: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	ch.kill(t)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrPeerLost) {
+			t.Fatalf("blocked write returned %v, want ErrPeerLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocked write still blocked 10s after the peer was killed")
+	}
+}
+
+// TestKillServerMidHandshake: the server dies after accepting but before it
+// answers; Dial fails promptly instead of hanging.
+func TestKillServerMidHandshake(t *testing.T) {
+	linkDir(t)
+	ch := startChild(t, "raw-accept", "hs")
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := Dial(ctx, "hs", nil)
+		errc <- err
+	}()
+	ch.kill(t)
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Dial succeeded against a dead server")
+		}
+		t.Logf("Dial: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial hung after the server died mid-handshake")
+	}
+}
+
+// TestKillClientMidHandshake: a client that connects and dies without a
+// hello must not wedge the listener.
+func TestKillClientMidHandshake(t *testing.T) {
+	linkDir(t)
+	l, err := Listen("hc", &Config{HandshakeTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := startChild(t, "raw-connect", "hc")
+	ch.kill(t)
+	startChild(t, "echo-client", "hc")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := l.AcceptContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.ReadMessage(); err != nil || string(m) != "ok" {
+		t.Fatalf("got %q, %v", m, err)
+	}
+}

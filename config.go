@@ -21,9 +21,9 @@ type Config struct {
 	MaxMessageSize int64
 
 	// SpinTime is how long a reader or writer polls the ring before it goes
-	// to sleep on the kernel. Spinning turns a tens-of-microseconds wake-up
+	// to sleep in the kernel. Spinning turns a tens-of-microseconds wake-up
 	// into a sub-microsecond hand-off when the peer answers quickly, at the
-	// price of CPU while it waits. Negative disables spinning. Default 50µs
+	// price of CPU while it waits. Negative disables spinning. Default 100µs
 	// (see docs/wakeup.md).
 	SpinTime time.Duration
 
@@ -51,7 +51,7 @@ type Config struct {
 const (
 	DefaultRingSize         = 1 << 20
 	DefaultMaxMessageSize   = 1 << 30
-	DefaultSpinTime         = 50 * time.Microsecond
+	DefaultSpinTime         = 100 * time.Microsecond
 	DefaultHandshakeTimeout = 5 * time.Second
 )
 

@@ -114,10 +114,15 @@ func handshakeClient(ctx context.Context, name string, ep *endpoint, finish bool
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unixpacket", path)
-	if err != nil {
-		if sys.IsNotExist(err) || sys.IsConnRefused(err) {
-			return nil, ErrNoServer
-		}
+	switch {
+	case err == nil:
+	case sys.IsNotExist(err) || sys.IsConnRefused(err):
+		return nil, ErrNoServer
+	case sys.IsPermission(err):
+		return nil, fmt.Errorf("%w: %v", ErrPermission, err)
+	case ctxOver(ctx):
+		return nil, fmt.Errorf("%w: %w", ctxOverErr(ctx), err)
+	default:
 		return nil, err
 	}
 	sock := nc.(*net.UnixConn)

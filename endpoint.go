@@ -38,12 +38,12 @@ type endpoint struct {
 	rmu   sync.Mutex // serialises readers; held while touching the RX ring
 	rd    *ring.Reader
 	rwait waiter
-	rsnap atomic.Pointer[DirectionStats] // for Stats while rmu is busy
+	rsnap statsSnapshot // for Stats while rmu is busy
 
 	wmu         sync.Mutex // serialises writers; held while touching the TX ring
 	wr          *ring.Producer
 	wwait       waiter
-	wsnap       atomic.Pointer[DirectionStats]
+	wsnap       statsSnapshot
 	spaceFor    uint64             // bytes the waiting writer needs; under wmu
 	waitSpaceFn func(uint64) error // ep.waitSpace, bound once
 }

@@ -208,6 +208,9 @@ func (l *Listener) handshake(sock *net.UnixConn) (_ *Conn, err error) {
 	}
 	var buf [256]byte
 	n, files, err := sys.RecvMsg(sock, buf[:], wire.Hello.Files())
+	if errors.Is(err, sys.ErrTooManyFiles) {
+		return nil, reject(wire.RejectSegment, err)
+	}
 	if err != nil {
 		return nil, err
 	}

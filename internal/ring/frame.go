@@ -53,8 +53,8 @@ func decodeHeader(b []byte) (header, error) {
 	copy(raw[:], b) // one read of peer-writable memory; decide on the copy
 	h.length = uint64(binary.LittleEndian.Uint32(raw[0:]))
 	h.flags = raw[4]
-	if raw[5]|raw[6]|raw[7] != 0 {
-		return h, corruptf("chunk reserved bytes %x not zero", raw[5:8])
+	if reserved := uint32(raw[5]) | uint32(raw[6])<<8 | uint32(raw[7])<<16; reserved != 0 {
+		return h, corruptf("chunk reserved bytes %#06x not zero", reserved)
 	}
 	h.hlen = hdrLen
 	switch h.flags {

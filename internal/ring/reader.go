@@ -37,10 +37,12 @@ type Reader struct {
 	curOff uint64 // payload bytes of cur already delivered
 	hasCur bool
 
-	inMsg   bool   // a Begin was taken and its End was not
-	total   uint64 // length of the current message
-	got     uint64 // bytes of the current message delivered so far
-	syncing bool   // attached mid-stream: skip to the next Begin
+	inMsg    bool   // a Begin was taken and its End was not
+	total    uint64 // length of the current message
+	got      uint64 // bytes of the current message taken from the ring
+	pend     []byte // of those, bytes not yet handed to a caller
+	syncing  bool   // attached mid-stream: skip to the next Begin
+	skipping bool   // dropping the rest of an oversized message
 
 	// Aborted counts messages abandoned part-way by the producer.
 	Aborted uint64
@@ -87,7 +89,7 @@ func (r *Reader) current(block bool) (bool, error) {
 		case h.flags == FlagAbort:
 			r.c.release(h)
 			if r.inMsg {
-				r.inMsg = false
+				r.inMsg, r.skipping, r.pend = false, false, nil
 				r.Aborted++
 			}
 			continue
@@ -109,6 +111,12 @@ func (r *Reader) current(block bool) (bool, error) {
 			return false, corruptf("chunk of %d bytes at %d does not fit a message of %d", h.length, r.got, r.total)
 		}
 		r.inMsg = h.flags&FlagEnd == 0
+		if r.skipping {
+			r.got = end
+			r.c.release(h)
+			r.skipping = r.inMsg
+			continue
+		}
 		r.cur, r.curOff, r.hasCur = h, 0, true
 		return true, nil
 	}
@@ -130,31 +138,29 @@ func (r *Reader) take(b []byte) int {
 	return k
 }
 
-// fill copies the rest of the current message into b, which is exactly that
-// long. It reports restart if the producer abandoned the message meanwhile.
-func (r *Reader) fill(b []byte) (restart bool, err error) {
-	n, restart, err := r.fillFunc(func(int) []byte { return b }, 0)
-	_ = n
-	return restart, err
-}
-
-// fillFunc copies the rest of the current message into the buffer that grow
-// returns; grow(n) must return a buffer of at least n+1 free bytes beyond
-// the n already filled... see ReadMessage. It returns the bytes copied.
-func (r *Reader) fillFunc(grow func(n int) []byte, n int) (int, bool, error) {
+// fill takes the rest of the current message from the ring, appending to
+// buf, which grows as chunks arrive (up to the message's length) so that
+// the allocation follows the bytes received, not the length claimed. It
+// reports restart if the producer abandoned the message meanwhile.
+func (r *Reader) fill(buf []byte) (_ []byte, restart bool, err error) {
 	aborted := r.Aborted
 	for {
 		if _, err := r.current(true); err != nil {
-			return n, false, err
+			return buf, false, err
 		}
 		if r.Aborted != aborted {
-			return n, true, nil
+			return nil, true, nil
 		}
 		end := r.cur.flags&FlagEnd != 0
-		b := grow(n)
-		n += r.take(b[n:])
+		if want := int(r.cur.length - r.curOff); cap(buf)-len(buf) < want {
+			nb := make([]byte, len(buf), min(int(r.total), max(2*cap(buf), len(buf)+want)))
+			copy(nb, buf)
+			buf = nb
+		}
+		k := r.take(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
 		if end && !r.hasCur {
-			return n, false, nil
+			return buf, false, nil
 		}
 	}
 }
@@ -164,58 +170,68 @@ func (r *Reader) fillFunc(grow func(n int) []byte, n int) (int, bool, error) {
 const initialAlloc = 64 << 10
 
 // ReadMessage returns the next message (or what remains of one that stream
-// reads started) in a new buffer. The buffer grows as chunks arrive, so the
-// allocation is bounded by the bytes received, not by the length claimed.
+// reads started) in a new buffer. If it fails part-way (a deadline, say),
+// what it took is kept for the next read: nothing is lost.
 func (r *Reader) ReadMessage() ([]byte, error) {
 	for {
 		if _, err := r.current(true); err != nil {
 			return nil, err
 		}
 		if r.total > r.MaxMessage {
-			return nil, r.discard()
+			return nil, r.skip()
 		}
-		need := int(r.total - r.got)
-		buf := make([]byte, min(need, initialAlloc))
-		grow := func(n int) []byte {
-			if n == len(buf) && n < need {
-				nb := make([]byte, min(need, 2*len(buf)))
-				copy(nb, buf)
-				buf = nb
-			}
-			return buf
+		buf := r.pend
+		r.pend = nil
+		if buf == nil {
+			buf = make([]byte, 0, min(int(r.total-r.got), initialAlloc))
 		}
-		n, restart, err := r.fillFunc(grow, 0)
-		if err != nil || !restart {
-			return buf[:n], err
+		buf, restart, err := r.fill(buf)
+		if restart {
+			continue
 		}
+		if err != nil {
+			r.pend = buf
+			return nil, err
+		}
+		return buf, nil
 	}
 }
 
-// ReadInto copies the next message into b and returns its length. If it does
-// not fit, it returns a *ShortBufferError and consumes nothing.
+// ReadInto copies the next message (or what remains of one that stream
+// reads started) into b and returns its length. If it does not fit, it
+// returns a *ShortBufferError and consumes nothing.
 func (r *Reader) ReadInto(b []byte) (int, error) {
 	for {
 		if _, err := r.current(true); err != nil {
 			return 0, err
 		}
-		need := r.total - r.got
+		need := r.total - r.got + uint64(len(r.pend))
 		if need > uint64(len(b)) {
 			return 0, &ShortBufferError{Need: need}
 		}
-		restart, err := r.fill(b[:need])
+		n := copy(b, r.pend)
+		r.pend = nil
+		buf, restart, err := r.fill(b[:n:need])
+		if restart {
+			continue
+		}
 		if err != nil {
+			// Keep what was taken; the caller's buffer is theirs.
+			r.pend = append([]byte(nil), buf...)
 			return 0, err
 		}
-		if !restart {
-			return int(need), nil
-		}
+		return len(buf), nil
 	}
 }
 
 // Read reads bytes in stream fashion, ignoring message boundaries. It blocks
 // only until at least one byte is available.
 func (r *Reader) Read(b []byte) (int, error) {
-	n := 0
+	n := copy(b, r.pend)
+	r.pend = r.pend[n:]
+	if len(r.pend) == 0 {
+		r.pend = nil
+	}
 	for n < len(b) {
 		ok, err := r.current(n == 0)
 		if err != nil {
@@ -232,24 +248,14 @@ func (r *Reader) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// discard skips the rest of an oversized message.
-func (r *Reader) discard() error {
+// skip refuses the oversized message whose first chunk is current: it
+// fails at once, and the message's remaining chunks are dropped as they
+// arrive, during later reads.
+func (r *Reader) skip() error {
 	total := r.total
-	aborted := r.Aborted
-	for {
-		if _, err := r.current(true); err != nil {
-			return err
-		}
-		if r.Aborted != aborted {
-			break
-		}
-		end := r.cur.flags&FlagEnd != 0
-		r.got += r.cur.length - r.curOff
-		r.c.release(r.cur)
-		r.hasCur = false
-		if end {
-			break
-		}
-	}
+	r.got += r.cur.length - r.curOff
+	r.c.release(r.cur)
+	r.hasCur, r.pend = false, nil
+	r.skipping = r.inMsg
 	return fmt.Errorf("%w: %d bytes, limit %d; skipped", ErrMessageTooLarge, total, r.MaxMessage)
 }

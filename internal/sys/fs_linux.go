@@ -38,3 +38,7 @@ func IsConnRefused(err error) bool { return errors.Is(err, unix.ECONNREFUSED) }
 
 // IsNotExist reports ENOENT from a dial.
 func IsNotExist(err error) bool { return errors.Is(err, unix.ENOENT) }
+
+// IsPermission reports EACCES or EPERM, as from connecting to a socket file
+// this user may not write.
+func IsPermission(err error) bool { return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) }

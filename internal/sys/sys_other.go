@@ -38,6 +38,7 @@ func PeerCred(*net.UnixConn) (Cred, error)                        { return Cred{
 func LockDir(string) (func(), error)                              { return nil, ErrUnsupported }
 func Owner(os.FileInfo) int                                       { return -1 }
 func IsConnRefused(error) bool                                    { return false }
+func IsPermission(error) bool                                     { return false }
 func IsNotExist(error) bool                                       { return false }
 
 type DirWatch struct{}

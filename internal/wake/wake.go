@@ -64,7 +64,7 @@ func (d *Doorbell) Wait(deadline time.Time) error {
 
 // Ring wakes the waiter, from this process (to interrupt it on close or
 // cancellation).
-func (d *Doorbell) Ring() { _ = sys.Signal(d.rc) }
+func (d *Doorbell) Ring() { sys.Signal(d.rc) }
 
 // Close releases the eventfd and wakes a waiter with os.ErrClosed.
 func (d *Doorbell) Close() error { return d.f.Close() }
@@ -90,7 +90,7 @@ func NewBell(f *os.File) (*Bell, error) {
 
 // Ring wakes the peer. It never blocks and is safe against a concurrent
 // Close (the ring is then dropped).
-func (b *Bell) Ring() { _ = sys.Signal(b.rc) }
+func (b *Bell) Ring() { sys.Signal(b.rc) }
 
 // Close releases the descriptor.
 func (b *Bell) Close() error { return b.f.Close() }

@@ -248,8 +248,12 @@ func (l *Listener) handshake(sock *net.UnixConn) (_ *Conn, err error) {
 
 	seg := files[0]
 	size, err := sys.CheckSegment(seg)
-	if err != nil || size < ring.HeaderSize || size > ring.HeaderSize+2*ring.MaxRingSize {
-		return nil, reject(wire.RejectSegment, fmt.Errorf("segment of %d bytes: %v", size, err))
+	if err != nil {
+		return nil, reject(wire.RejectSegment, err)
+	}
+	if size < ring.HeaderSize || size > ring.HeaderSize+2*ring.MaxRingSize {
+		return nil, reject(wire.RejectSegment, fmt.Errorf("segment of %d bytes is outside [%d, %d]",
+			size, ring.HeaderSize, ring.HeaderSize+2*ring.MaxRingSize))
 	}
 	mem, err := sys.Map(seg, int(size))
 	if err != nil {

@@ -33,6 +33,11 @@ type Config struct {
 	// server fails at once with ErrNoServer.
 	Wait bool
 
+	// FailFast makes a Link's Send fail at once with ErrNoPeer while no
+	// peer is connected, instead of queueing the message in the ring (a
+	// client-role link) or waiting for a client (a server-role link).
+	FailFast bool
+
 	// HandshakeTimeout bounds how long a listener waits for a connecting
 	// client to complete the handshake. Default 5s.
 	HandshakeTimeout time.Duration
@@ -107,6 +112,7 @@ func (c *Config) resolve() (Config, error) {
 		r.HandshakeTimeout = c.HandshakeTimeout
 	}
 	r.Wait = c.Wait
+	r.FailFast = c.FailFast
 	r.AllowUIDs = append([]int(nil), c.AllowUIDs...)
 	r.AllowGIDs = append([]int(nil), c.AllowGIDs...)
 	return r, nil

@@ -37,6 +37,10 @@ var (
 	// cleanly. Reads return io.EOF once all the peer's data is read.
 	ErrPeerClosed = errors.New("shmlink: peer closed the link")
 
+	// ErrNoPeer is returned by the Send of a Link configured with FailFast
+	// while no peer is connected.
+	ErrNoPeer = errors.New("shmlink: no peer connected")
+
 	// ErrPeerLost reports that the peer vanished without closing: its
 	// process died or was killed. Reads first return everything the peer
 	// had committed.

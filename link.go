@@ -302,8 +302,12 @@ func (l *Link) SendContext(ctx context.Context, msg []byte) error {
 	}
 	if l.role == RoleClient {
 		limit := uint64(l.cfg.MaxMessageSize)
-		if s := l.ep.sess.Load(); s != nil {
+		s := l.ep.sess.Load()
+		if s != nil {
 			limit = s.maxSend
+		}
+		if l.cfg.FailFast && (s == nil || s.Status() != StatusConnected) {
+			return fmt.Errorf("shmlink: send on link %q: %w", l.name, ErrNoPeer)
 		}
 		if err := l.ep.writeMessage(ctx, msg, limit); err != nil {
 			return fmt.Errorf("shmlink: send on link %q: %w", l.name, err)
@@ -319,6 +323,9 @@ func (l *Link) SendContext(ctx context.Context, msg []byte) error {
 			// meant for it, and a handler calling Send must not wait for a
 			// next client that cannot come while it runs.
 			return sess.c.WriteMessageContext(ctx, msg)
+		}
+		if l.cfg.FailFast {
+			return fmt.Errorf("shmlink: send on link %q: %w", l.name, ErrNoPeer)
 		}
 		select {
 		case <-ready:

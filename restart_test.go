@@ -4,6 +4,7 @@ package shmlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -237,4 +238,20 @@ func TestLinkBadName(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint()
+}
+
+// TestFailFast: with FailFast, Send refuses while no peer is connected
+// instead of queueing, on both roles.
+func TestFailFast(t *testing.T) {
+	linkDir(t)
+	for _, role := range []Role{RoleClient, RoleServer} {
+		l, err := Open(context.Background(), "ff"+role.String(), role, Handlers{}, &Config{FailFast: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Send([]byte("x")); !errors.Is(err, ErrNoPeer) {
+			t.Errorf("%v: Send with no peer: %v, want ErrNoPeer", role, err)
+		}
+		l.Close()
+	}
 }

@@ -5,6 +5,7 @@ package shmlink
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 )
+
+var killRounds = flag.Int("kill.rounds", 8, "kills in TestKillWhileIdle (more for a better distribution)")
 
 func init() {
 	childRoles["write-forever"] = childWriteForever
@@ -99,7 +102,7 @@ func waitDone(t testing.TB, c *Conn, from time.Time) time.Duration {
 func TestKillWhileIdle(t *testing.T) {
 	linkDir(t)
 	var times []time.Duration
-	for i := 0; i < 8; i++ {
+	for i := 0; i < *killRounds; i++ {
 		name := "idle" + strconv.Itoa(i)
 		ch := startChild(t, "echo-server", name)
 		c := dialTest(t, name)
@@ -117,7 +120,8 @@ func TestKillWhileIdle(t *testing.T) {
 		}
 	}
 	slices.Sort(times)
-	t.Logf("kill -9 to peer-lost event: median %v, max %v (n=%d)", times[len(times)/2], times[len(times)-1], len(times))
+	t.Logf("kill -9 to peer-lost event: median %v, p90 %v, max %v (n=%d)",
+		times[len(times)/2], times[len(times)*9/10], times[len(times)-1], len(times))
 }
 
 // TestKillWhileWritingLargeMessage: the peer dies part-way through a message

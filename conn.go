@@ -158,12 +158,11 @@ func (c *Conn) end(bye bool) {
 // net.ErrClosed. All memory and descriptors of the link are released.
 // Closing twice returns an error matching net.ErrClosed.
 func (c *Conn) Close() error {
-	if c.ep.closed.Load() {
-		return fmt.Errorf("close %s: %w", c.local.Name, net.ErrClosed)
-	}
 	// The goodbye goes out with both ring locks held, so after the last
 	// byte of the last message.
-	c.ep.close(func() { c.end(true) })
+	if !c.ep.close(func() { c.end(true) }) {
+		return fmt.Errorf("close %s: %w", c.local.Name, net.ErrClosed)
+	}
 	return nil
 }
 

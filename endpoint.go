@@ -28,9 +28,10 @@ type endpoint struct {
 	spaceBell  *wake.Doorbell // rung by the peer when it frees space in our TX ring
 	persistent bool           // sessions come and go; disconnection is not an error
 
-	sess    atomic.Pointer[Conn] // the current session, nil between sessions
-	closed  atomic.Bool
-	failErr atomic.Pointer[error]
+	sess      atomic.Pointer[Conn] // the current session, nil between sessions
+	closed    atomic.Bool
+	closeOnce sync.Once
+	failErr   atomic.Pointer[error]
 
 	readDeadline  atomic.Int64 // Unix nanoseconds, 0 for none
 	writeDeadline atomic.Int64
@@ -179,7 +180,17 @@ func (ep *endpoint) fail(err error) {
 // close marks the endpoint closed, waits until no reader or writer is inside
 // the rings, runs last (with both locks held, e.g. to say goodbye after the
 // last data) and frees everything.
-func (ep *endpoint) close(last func()) {
+//
+// Only the first call does anything; it reports whether it was the first.
+func (ep *endpoint) close(last func()) (first bool) {
+	ep.closeOnce.Do(func() {
+		first = true
+		ep.doClose(last)
+	})
+	return first
+}
+
+func (ep *endpoint) doClose(last func()) {
 	ep.closed.Store(true)
 	ep.wakeAll()
 	ep.wmu.Lock()

@@ -201,3 +201,36 @@ func TestReadDeadline(t *testing.T) {
 		t.Fatal("blocked read not released by SetReadDeadline")
 	}
 }
+
+// TestConcurrentClose: many goroutines closing one link, with reads and
+// writes in flight, get one nil and otherwise net.ErrClosed, and nothing
+// crashes (the memory is unmapped exactly once, after the last user).
+func TestConcurrentClose(t *testing.T) {
+	linkDir(t)
+	startChild(t, "echo-server", "cc")
+	for round := 0; round < 5; round++ {
+		c := dialTest(t, "cc")
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(2)
+			go func() { defer wg.Done(); c.ReadMessage() }()
+			go func() { defer wg.Done(); c.WriteMessage(make([]byte, 100000)) }()
+		}
+		results := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			go func() { results <- c.Close() }()
+		}
+		nils := 0
+		for i := 0; i < 8; i++ {
+			if err := <-results; err == nil {
+				nils++
+			} else if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Close: %v", err)
+			}
+		}
+		wg.Wait()
+		if nils != 1 {
+			t.Fatalf("%d Close calls returned nil, want 1", nils)
+		}
+	}
+}

@@ -61,18 +61,21 @@ func TestCrashLoop(t *testing.T) {
 
 	sent, kills, stops := 0, 0, 0
 	var got []uint32
+	checkA := func(m []byte) {
+		w, seq, err := checkMessage(m)
+		if err != nil || w != 2 {
+			t.Fatalf("side A: corrupt echo (writer %d): %v", w, err)
+		}
+		if len(got) > 0 && seq <= got[len(got)-1] {
+			t.Fatalf("side A: seq %d after %d: duplicated or reordered", seq, got[len(got)-1])
+		}
+		got = append(got, seq)
+	}
 	drainA := func() {
 		for {
 			select {
 			case m := <-recA.msgs:
-				w, seq, err := checkMessage(m)
-				if err != nil || w != 2 {
-					t.Fatalf("side A: corrupt echo (writer %d): %v", w, err)
-				}
-				if len(got) > 0 && seq <= got[len(got)-1] {
-					t.Fatalf("side A: seq %d after %d: duplicated or reordered", seq, got[len(got)-1])
-				}
-				got = append(got, seq)
+				checkA(m)
 			default:
 				return
 			}
@@ -134,8 +137,7 @@ func TestCrashLoop(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("marker echo not received; got %d of %d", len(got), sent)
 		case m := <-recA.msgs:
-			recA.msgs <- m
-			drainA()
+			checkA(m)
 		}
 	}
 	lost := sent - len(got)

@@ -247,3 +247,24 @@ func TestKillClientMidHandshake(t *testing.T) {
 		t.Fatalf("got %q, %v", m, err)
 	}
 }
+
+// TestListenerCloseWithStalledHandshake: a client that connects and says
+// nothing must not hold up the listener's Close.
+func TestListenerCloseWithStalledHandshake(t *testing.T) {
+	linkDir(t)
+	l, err := Listen("stall", &Config{HandshakeTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startChild(t, "raw-connect", "stall")
+	done := make(chan error, 1)
+	go func() { done <- l.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listener.Close waited for a stalled handshake")
+	}
+}

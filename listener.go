@@ -176,6 +176,16 @@ func (l *Listener) acceptLoop() {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			// Close must not wait for a client that stalls mid-handshake.
+			finished := make(chan struct{})
+			defer close(finished)
+			go func() {
+				select {
+				case <-l.done:
+					sock.SetDeadline(time.Unix(1, 0))
+				case <-finished:
+				}
+			}()
 			c, err := l.handshake(sock)
 			if err != nil {
 				sock.Close()

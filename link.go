@@ -62,6 +62,7 @@ type Link struct {
 	status atomic.Int32
 	wg     sync.WaitGroup
 	once   sync.Once
+	unhook func() bool // stops watching Open's context
 
 	// Client role: one endpoint for the link's whole life.
 	ep         *endpoint
@@ -119,7 +120,7 @@ func open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) 
 	default:
 		return nil, fmt.Errorf("unknown role %d", role)
 	}
-	context.AfterFunc(ctx, func() { l.Close() })
+	l.unhook = context.AfterFunc(ctx, func() { l.Close() })
 	return l, nil
 }
 
@@ -344,6 +345,9 @@ func (l *Link) Close() error {
 	err := fmt.Errorf("shmlink: close link %q: %w", l.name, net.ErrClosed)
 	l.once.Do(func() {
 		err = nil
+		if l.unhook != nil {
+			l.unhook()
+		}
 		l.cancel()
 		switch l.role {
 		case RoleClient:

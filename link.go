@@ -62,7 +62,7 @@ type Link struct {
 	status atomic.Int32
 	wg     sync.WaitGroup
 	once   sync.Once
-	unhook func() bool // stops watching Open's context
+	unhook func() bool // stops watching Open's context; under mu
 
 	// Client role: one endpoint for the link's whole life.
 	ep         *endpoint
@@ -120,7 +120,10 @@ func open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) 
 	default:
 		return nil, fmt.Errorf("unknown role %d", role)
 	}
-	l.unhook = context.AfterFunc(ctx, func() { l.Close() })
+	unhook := context.AfterFunc(ctx, func() { l.Close() })
+	l.mu.Lock()
+	l.unhook = unhook
+	l.mu.Unlock()
 	return l, nil
 }
 
@@ -345,8 +348,11 @@ func (l *Link) Close() error {
 	err := fmt.Errorf("shmlink: close link %q: %w", l.name, net.ErrClosed)
 	l.once.Do(func() {
 		err = nil
-		if l.unhook != nil {
-			l.unhook()
+		l.mu.Lock()
+		unhook := l.unhook
+		l.mu.Unlock()
+		if unhook != nil {
+			unhook()
 		}
 		l.cancel()
 		switch l.role {

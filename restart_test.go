@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"syscall"
@@ -253,5 +254,22 @@ func TestFailFast(t *testing.T) {
 			t.Errorf("%v: Send with no peer: %v, want ErrNoPeer", role, err)
 		}
 		l.Close()
+	}
+}
+
+// TestOpenWithCancelledContext: a Link whose context is already done closes
+// at once, cleanly.
+func TestOpenWithCancelledContext(t *testing.T) {
+	linkDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := newRecorder()
+	l, err := Open(ctx, "cancelled", RoleClient, rec.handlers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.expectStatus(t, StatusClosed)
+	if err := l.Send([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Send on a closed link: %v", err)
 	}
 }

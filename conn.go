@@ -226,7 +226,7 @@ func unixNano(t time.Time) int64 {
 // MaxMessageSize is refused with ErrMessageTooLarge and nothing is sent.
 // Zero-length messages are allowed.
 func (c *Conn) WriteMessage(b []byte) error {
-	return c.opError("write", c.ep.writeMessage(nil, b, c.maxSend))
+	return c.opError("write", c.ep.writeMessage(context.Background(), b, c.maxSend))
 }
 
 // WriteMessageContext is WriteMessage that also gives up when ctx is done,
@@ -242,7 +242,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	n := 0
 	for {
 		k := int(min(uint64(len(b)-n), c.maxSend))
-		if err := c.ep.writeMessage(nil, b[n:n+k], c.maxSend); err != nil {
+		if err := c.ep.writeMessage(context.Background(), b[n:n+k], c.maxSend); err != nil {
 			return n, c.opError("write", err)
 		}
 		n += k
@@ -256,7 +256,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // until the read deadline. After the peer's clean close it returns io.EOF
 // once every message is read; after the peer was lost, ErrPeerLost.
 // A message larger than MaxMessageSize is skipped with ErrMessageTooLarge.
-func (c *Conn) ReadMessage() ([]byte, error) { return c.ReadMessageContext(nil) }
+func (c *Conn) ReadMessage() ([]byte, error) { return c.ReadMessageContext(context.Background()) }
 
 // ReadMessageContext is ReadMessage that also gives up when ctx is done.
 func (c *Conn) ReadMessageContext(ctx context.Context) ([]byte, error) {

@@ -219,7 +219,7 @@ func (l *Link) runClient() {
 func (l *Link) readClient() {
 	defer l.wg.Done()
 	for {
-		m, err := l.ep.readMessage(nil)
+		m, err := l.ep.readMessage(context.Background())
 		switch {
 		case err == nil:
 			l.onMessage(m)

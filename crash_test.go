@@ -268,3 +268,36 @@ func TestListenerCloseWithStalledHandshake(t *testing.T) {
 		t.Fatal("Listener.Close waited for a stalled handshake")
 	}
 }
+
+// TestListenerCloseKeepsAcceptedLinks: closing a listener right after
+// Accept (as a one-shot server does) must leave the accepted link alone:
+// the handshake cut-off of Close applies only to handshakes in flight.
+func TestListenerCloseKeepsAcceptedLinks(t *testing.T) {
+	linkDir(t)
+	for i := 0; i < 20; i++ {
+		name := "oneshot" + strconv.Itoa(i)
+		l, err := Listen(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		startChild(t, "echo-client", name)
+		c, err := l.AcceptLink()
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		for j := 0; j < 3; j++ {
+			if err := c.WriteMessage([]byte("x")); err != nil {
+				t.Fatalf("round %d: write after listener close: %v", i, err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.ReadMessage(); err != nil {
+				t.Fatalf("round %d: read after listener close: %v", i, err)
+			}
+		}
+		if s := c.Status(); s != StatusConnected {
+			t.Fatalf("round %d: status %v after listener close", i, s)
+		}
+		c.Close()
+	}
+}

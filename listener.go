@@ -33,6 +33,10 @@ type Listener struct {
 	once    sync.Once
 	wg      sync.WaitGroup
 	clients atomic.Int32
+
+	hsMu        sync.Mutex
+	handshaking map[*net.UnixConn]struct{} // connections mid-handshake
+	closing     bool
 }
 
 // Listen starts serving links on name. A name is a plain name (see
@@ -78,7 +82,8 @@ func listen(name string, cfg *Config) (*Listener, error) {
 		}
 	}
 	l := &Listener{cfg: conf, name: name, path: path, ln: ln, since: time.Now(),
-		ready: make(chan *Conn, acceptBacklog), done: make(chan struct{})}
+		ready: make(chan *Conn, acceptBacklog), done: make(chan struct{}),
+		handshaking: make(map[*net.UnixConn]struct{})}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -138,6 +143,13 @@ func (l *Listener) Close() error {
 		err = nil
 		close(l.done)
 		l.ln.Close() // net removes the socket file it created
+		// Close must not wait for a client that stalls mid-handshake.
+		l.hsMu.Lock()
+		l.closing = true
+		for sock := range l.handshaking {
+			sock.SetDeadline(time.Unix(1, 0))
+		}
+		l.hsMu.Unlock()
 		l.wg.Wait()
 		for {
 			select {
@@ -174,19 +186,11 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.wg.Add(1)
+		l.trackHandshake(sock, true)
 		go func() {
 			defer l.wg.Done()
-			// Close must not wait for a client that stalls mid-handshake.
-			finished := make(chan struct{})
-			defer close(finished)
-			go func() {
-				select {
-				case <-l.done:
-					sock.SetDeadline(time.Unix(1, 0))
-				case <-finished:
-				}
-			}()
 			c, err := l.handshake(sock)
+			l.trackHandshake(sock, false)
 			if err != nil {
 				sock.Close()
 				return
@@ -201,6 +205,22 @@ func (l *Listener) acceptLoop() {
 			}
 		}()
 	}
+}
+
+// trackHandshake records (add) or forgets a connection whose handshake is
+// in flight, so that Close can cut it off. Only connections still in the
+// handshake are touched: a finished one may be a live link.
+func (l *Listener) trackHandshake(sock *net.UnixConn, add bool) {
+	l.hsMu.Lock()
+	defer l.hsMu.Unlock()
+	if !add {
+		delete(l.handshaking, sock)
+		return
+	}
+	if l.closing {
+		sock.SetDeadline(time.Unix(1, 0))
+	}
+	l.handshaking[sock] = struct{}{}
 }
 
 // handshake runs the server side of the handshake on a new connection. A

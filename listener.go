@@ -186,6 +186,9 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.wg.Add(1)
+		// The handshake's deadline is set before the connection is
+		// tracked, so that a Close cutting it off has the last word.
+		sock.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 		l.trackHandshake(sock, true)
 		go func() {
 			defer l.wg.Done()
@@ -226,8 +229,9 @@ func (l *Listener) trackHandshake(sock *net.UnixConn, add bool) {
 // handshake runs the server side of the handshake on a new connection. A
 // client that breaks the rules gets a Reject saying why, when it can be
 // told, and nothing is kept of what it sent.
+//
+// The caller has set the handshake's deadline.
 func (l *Listener) handshake(sock *net.UnixConn) (_ *Conn, err error) {
-	sock.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 	reject := func(code uint16, why error) error {
 		_ = sys.SendMsg(sock, wire.Encode(nil, wire.Msg{Type: wire.Reject, Code: code, Reason: why.Error()}))
 		return why

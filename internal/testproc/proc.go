@@ -1,0 +1,248 @@
+package testproc
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// DefaultTimeout bounds every wait on a child unless Options.Timeout says
+// otherwise: for its ready line, a line of output, the end of its output,
+// its exit.
+const DefaultTimeout = 30 * time.Second
+
+// drainGrace is how long the cleanup of a dead child lets its output be
+// read to the end before it stops reading: a process the child started may
+// hold the pipes open.
+const drainGrace = time.Second
+
+// Options say how Start runs a child. The zero value runs it with stdin and
+// stdout as pipes, and returns at once.
+type Options struct {
+	// Name names the child in the test log and in failures; by default it
+	// is the role.
+	Name string
+	// Env adds "KEY=value" entries to the environment the child inherits.
+	Env []string
+	// Stdin is the child's stdin; if nil, it is a pipe: Proc.Stdin.
+	Stdin io.Reader
+	// Stdout takes the child's stdout; if nil, Proc.Stdout reads it.
+	Stdout *os.File
+	// WaitReady has Start return only once the child's first line on
+	// stdout is "ready" (see Ready), and fail the test if it is not.
+	WaitReady bool
+	// Timeout replaces DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Proc is a running child. Its cleanup, at the end of the test that
+// started it, closes its stdin, kills it, reaps it and stops reading its
+// output.
+type Proc struct {
+	// Stdin is the write end of the child's stdin, unless Options.Stdin
+	// gave it one. Closing it is how a test tells most roles to finish.
+	Stdin io.WriteCloser
+	// Stdout is the child's stdout, unless Options.Stdout took it.
+	Stdout *Lines
+	// Stderr is the child's stderr. Every line of it is also logged.
+	Stderr *Lines
+
+	name    string
+	cmd     *exec.Cmd
+	timeout time.Duration
+	log     *logger
+	exited  chan struct{} // closed once err is set
+	err     error         // what cmd.Wait returned
+}
+
+// Start runs role in a child with args and the zero Options.
+func Start(t testing.TB, role string, args ...string) *Proc {
+	t.Helper()
+	return Options{}.Start(t, role, args...)
+}
+
+// Start runs role in a child with args, as o says.
+func (o Options) Start(t testing.TB, role string, args ...string) *Proc {
+	t.Helper()
+	if o.WaitReady && o.Stdout != nil {
+		t.Fatal("testproc: WaitReady needs to read stdout, and Options.Stdout takes it")
+	}
+	p := &Proc{name: o.Name, timeout: o.Timeout, exited: make(chan struct{})}
+	if p.name == "" {
+		p.name = role
+	}
+	if p.timeout <= 0 {
+		p.timeout = DefaultTimeout
+	}
+	p.cmd = command(t, role, args, o.Env)
+	p.log = newLogger(t)
+
+	// Our own pipes for the output rather than exec's: the child's exit
+	// must not cut off the reading of what it wrote.
+	errR, errW := pipe(t)
+	p.cmd.Stderr = errW
+	ours, theirs := []*os.File{errR}, []*os.File{errW}
+	var outR *os.File
+	if o.Stdout != nil {
+		p.cmd.Stdout = o.Stdout
+	} else {
+		var outW *os.File
+		outR, outW = pipe(t)
+		p.cmd.Stdout = outW
+		ours, theirs = append(ours, outR), append(theirs, outW)
+	}
+	var err error
+	if o.Stdin != nil {
+		p.cmd.Stdin = o.Stdin
+	} else if p.Stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	err = p.cmd.Start()
+	for _, f := range theirs {
+		f.Close() // the child has them now
+	}
+	if err != nil {
+		for _, f := range ours {
+			f.Close()
+		}
+		t.Fatalf("testproc: start %s: %v", p.name, err)
+	}
+	if outR != nil {
+		p.Stdout = p.read(outR, "stdout", func(line string) { p.log.logf("%s stdout: %.200q", p.name, line) })
+	}
+	p.Stderr = p.read(errR, "stderr", func(line string) { p.log.logf("%s: %s", p.name, line) })
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.cleanup(t) })
+	if o.WaitReady {
+		if line := p.Stdout.Next(t); line != readyLine {
+			t.Fatalf("%s did not start: its first line is %q, not %q", p.name, line, readyLine)
+		}
+	}
+	return p
+}
+
+func pipe(t testing.TB) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, w
+}
+
+func (p *Proc) read(r *os.File, what string, log func(string)) *Lines {
+	l := newLines(p.name+" "+what, p.timeout, r, log)
+	go l.read()
+	return l
+}
+
+// Command returns, not started, the command that runs role in a child with
+// args, for code that starts and waits for the process itself (a benchmark
+// driver, say). Its stderr goes to the test log until the test ends; its
+// stdin and stdout are the caller's to set.
+func Command(t testing.TB, role string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := command(t, role, args, nil)
+	log := newLogger(t)
+	w := &lineWriter{emit: func(line string) { log.logf("%s: %s", role, line) }}
+	cmd.Stderr = w
+	t.Cleanup(func() {
+		w.flush()
+		log.stop()
+	})
+	return cmd
+}
+
+// command is the re-execution of this test binary as a child playing role.
+// Under the race detector a child's exit skips the detector's default
+// one-second pause, which would dominate tests that run many children.
+func command(t testing.TB, role string, args, env []string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatalf("testproc: %v", err)
+	}
+	cmd := exec.Command(exe, append([]string{role}, args...)...)
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), envChild+"="+roleInArgv, "GORACE="+gorace)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// Pid is the child's process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Kill sends the child SIGKILL (on Unix; Process.Kill elsewhere). It fails
+// the test if the child has already exited and been reaped.
+func (p *Proc) Kill(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill %s: %v", p.name, err)
+	}
+}
+
+// Exit waits for the child to exit and returns what exec.Cmd.Wait said: nil
+// for status 0, else typically an *exec.ExitError. It does not close
+// Stdin.
+func (p *Proc) Exit(t testing.TB) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(p.timeout):
+		t.Fatalf("%s did not exit within %v", p.name, p.timeout)
+		return nil
+	}
+}
+
+// Wait waits for the child to exit and fails the test unless it exited
+// with status 0. It does not close Stdin.
+func (p *Proc) Wait(t testing.TB) {
+	t.Helper()
+	if err := p.Exit(t); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+// ExitCode waits for the child to exit and returns its exit status, -1 if
+// a signal ended it. It does not close Stdin.
+func (p *Proc) ExitCode(t testing.TB) int {
+	t.Helper()
+	err := p.Exit(t)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	return 0
+}
+
+func (p *Proc) cleanup(t testing.TB) {
+	if p.Stdin != nil {
+		p.Stdin.Close()
+	}
+	p.cmd.Process.Kill() // fails if it has exited already: fine
+	select {
+	case <-p.exited:
+	case <-time.After(p.timeout):
+		t.Errorf("%s still not reaped %v after SIGKILL", p.name, p.timeout)
+	}
+	// What the child wrote before it died is in the pipes; read it to the
+	// end unless something else still holds them open.
+	deadline := time.Now().Add(drainGrace)
+	for _, l := range []*Lines{p.Stdout, p.Stderr} {
+		if l != nil {
+			l.stop(deadline)
+		}
+	}
+	p.log.stop()
+}

@@ -176,6 +176,9 @@ func command(t testing.TB, role string, args, env []string) *exec.Cmd {
 	return cmd
 }
 
+// String is the child's name in the log: Options.Name, or the role.
+func (p *Proc) String() string { return p.name }
+
 // Pid is the child's process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 

@@ -1,27 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // The test runs the demo as it runs for a user: the test binary,
-// re-executed with asMainEnv set, is the client, and it starts itself
+// re-executed as the role "filewalk", is the client, and it starts itself
 // again as the server.
-const asMainEnv = "FILEWALK_TEST_AS_MAIN"
-
-func init() {
-	if os.Getenv(asMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
+func TestMain(m *testing.M) {
+	testproc.Main(m, map[string]func([]string) error{"filewalk": testproc.Program(main)})
 }
 
 // entryLine is a printed entry: mode, size, date, time, then the path,
@@ -59,17 +54,12 @@ func TestFilewalk(t *testing.T) {
 		wantBytes += len(data)
 	}
 
-	cmd := exec.Command(os.Args[0], root)
-	cmd.Env = append(os.Environ(), asMainEnv+"=1", "SHMLINK_DIR="+rt,
-		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("filewalk: %v\n%s", err, stderr.String())
-	}
+	p := testproc.Options{Env: []string{"SHMLINK_DIR=" + rt}}.Start(t, "filewalk", root)
+	p.Wait(t) // its stderr is in the log
+	stdout, stderr := p.Stdout.All(t), p.Stderr.All(t)
 
 	printed := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
 		m := entryLine.FindStringSubmatch(line)
 		if m == nil {
 			t.Fatalf("malformed line %q", line)
@@ -87,16 +77,16 @@ func TestFilewalk(t *testing.T) {
 		}
 	}
 	if len(printed) != len(want) {
-		t.Errorf("printed %d entries, want %d:\n%s", len(printed), len(want), stdout.String())
+		t.Errorf("printed %d entries, want %d:\n%s", len(printed), len(want), stdout)
 	}
 	for _, q := range []string{`/line\nbreak"`, `/bad\xffutf8"`, `/quote\" and space"`} {
-		if !strings.Contains(stdout.String(), q) {
+		if !strings.Contains(stdout, q) {
 			t.Errorf("%s not printed quoted", q)
 		}
 	}
 	summary := strconv.Itoa(len(want)) + " entries, " + strconv.Itoa(len(files)) + " files, " +
 		strconv.Itoa(wantBytes) + " bytes in files"
-	if !strings.HasPrefix(stderr.String(), summary) || !strings.Contains(stderr.String(), "entries/s") {
-		t.Errorf("summary %q, want it to start %q", stderr.String(), summary)
+	if !strings.HasPrefix(stderr, summary) || !strings.Contains(stderr, "entries/s") {
+		t.Errorf("summary %q, want it to start %q", stderr, summary)
 	}
 }

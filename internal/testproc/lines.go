@@ -40,6 +40,7 @@ func newLines(name string, timeout time.Duration, r *os.File, log func(string)) 
 func (l *Lines) read() {
 	defer close(l.done)
 	io.Copy(io.MultiWriter(&l.text, &l.split), l.r)
+	l.r.Close()
 	l.split.flush()
 	l.update(func() { l.ended = true })
 }
@@ -52,15 +53,19 @@ func (l *Lines) update(f func()) {
 	l.changed = make(chan struct{})
 }
 
-// stop waits for the end of the stream until deadline, then closes the
-// read end and waits for the reader to give up.
-func (l *Lines) stop(deadline time.Time) {
+// drain waits for the end of the stream, or for deadline.
+func (l *Lines) drain(deadline time.Time) {
 	wait := time.NewTimer(time.Until(deadline))
 	defer wait.Stop()
 	select {
 	case <-l.done:
 	case <-wait.C:
 	}
+}
+
+// stop stops reading: it closes the read end and waits for the reader to
+// give up.
+func (l *Lines) stop() {
 	l.r.Close()
 	<-l.done
 }

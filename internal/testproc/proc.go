@@ -15,9 +15,8 @@ import (
 // its exit.
 const DefaultTimeout = 30 * time.Second
 
-// drainGrace is how long the cleanup of a dead child lets its output be
-// read to the end before it stops reading: a process the child started may
-// hold the pipes open.
+// drainGrace is how long the output of a child that exited may take to
+// reach its end: a process the child started may hold the pipes open.
 const drainGrace = time.Second
 
 // Options say how Start runs a child. The zero value runs it with stdin and
@@ -55,7 +54,7 @@ type Proc struct {
 	cmd     *exec.Cmd
 	timeout time.Duration
 	log     *logger
-	exited  chan struct{} // closed once err is set
+	exited  chan struct{} // closed once err is set and the output drained
 	err     error         // what cmd.Wait returned
 }
 
@@ -115,10 +114,7 @@ func (o Options) Start(t testing.TB, role string, args ...string) *Proc {
 		p.Stdout = p.read(outR, "stdout", func(line string) { p.log.logf("%s stdout: %.200q", p.name, line) })
 	}
 	p.Stderr = p.read(errR, "stderr", func(line string) { p.log.logf("%s: %s", p.name, line) })
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
+	go p.wait()
 	t.Cleanup(func() { p.cleanup(t) })
 	if o.WaitReady {
 		if line := p.Stdout.Next(t); line != readyLine {
@@ -192,7 +188,9 @@ func (p *Proc) Kill(t testing.TB) {
 }
 
 // Exit waits for the child to exit and returns what exec.Cmd.Wait said: nil
-// for status 0, else typically an *exec.ExitError. It does not close
+// for status 0, else typically an *exec.ExitError. When it returns, the
+// child's output has been read to its end (unless a process the child
+// started holds it open) and its pipes are closed. It does not close
 // Stdin.
 func (p *Proc) Exit(t testing.TB) error {
 	t.Helper()
@@ -229,6 +227,24 @@ func (p *Proc) ExitCode(t testing.TB) int {
 	return 0
 }
 
+// wait reaps the child and lets its output be read to the end, so that
+// what it wrote is all there, and its pipes closed, once Exit returns.
+func (p *Proc) wait() {
+	p.err = p.cmd.Wait()
+	deadline := time.Now().Add(drainGrace)
+	for _, l := range p.streams() {
+		l.drain(deadline)
+	}
+	close(p.exited)
+}
+
+func (p *Proc) streams() []*Lines {
+	if p.Stdout == nil {
+		return []*Lines{p.Stderr}
+	}
+	return []*Lines{p.Stdout, p.Stderr}
+}
+
 func (p *Proc) cleanup(t testing.TB) {
 	if p.Stdin != nil {
 		p.Stdin.Close()
@@ -239,13 +255,8 @@ func (p *Proc) cleanup(t testing.TB) {
 	case <-time.After(p.timeout):
 		t.Errorf("%s still not reaped %v after SIGKILL", p.name, p.timeout)
 	}
-	// What the child wrote before it died is in the pipes; read it to the
-	// end unless something else still holds them open.
-	deadline := time.Now().Add(drainGrace)
-	for _, l := range []*Lines{p.Stdout, p.Stderr} {
-		if l != nil {
-			l.stop(deadline)
-		}
+	for _, l := range p.streams() {
+		l.stop()
 	}
 	p.log.stop()
 }

@@ -6,8 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shmlink/shmlink/internal/bench/workload"
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // The benchmarks run between this process and a peer process (the test
@@ -28,9 +27,9 @@ var benchPin = flag.String("shmlink.pin", "", "pin benchmark processes: `CPU,CPU
 // benchRing4M is the larger ring tried for throughput.
 const benchRing4M = 4 << 20
 
-func init() {
-	childRoles["bench-peer"] = func([]string) error { return workload.RunPeer(benchTransports()...) }
-}
+// childBenchPeer serves workloads to startBenchPeer over the transport it
+// names in the environment.
+func childBenchPeer([]string) error { return workload.RunPeer(benchTransports()...) }
 
 // benchTransports are the transports a benchmark may use; the peer looks
 // them up by name.
@@ -89,10 +88,7 @@ func benchOver(b *testing.B, names []string, f func(b *testing.B, p *workload.Pe
 // to CPU pin if that is not negative.
 func startBenchPeer(tb testing.TB, tr *workload.Transport, pin int) *workload.Peer {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=bench-peer")
-	cmd.Stderr = testWriter{tb}
-	p, err := workload.Start(tr, cmd, pin)
+	p, err := workload.Start(tr, testproc.Command(tb, "bench-peer"), pin)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,18 +11,13 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 var killRounds = flag.Int("kill.rounds", 8, "kills in TestKillWhileIdle (more for a better distribution)")
-
-func init() {
-	childRoles["write-forever"] = childWriteForever
-	childRoles["raw-accept"] = childRawAccept
-	childRoles["raw-connect"] = childRawConnect
-}
 
 // childWriteForever dials args[0], says ready, and writes one huge message
 // (the parent kills it part-way through).
@@ -34,7 +29,7 @@ func childWriteForever(args []string) error {
 	if err := c.WriteMessage([]byte("first")); err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	return c.WriteMessage(make([]byte, 256<<20))
 }
 
@@ -50,7 +45,7 @@ func childRawAccept(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	c, err := ln.Accept()
 	if err != nil {
 		return err
@@ -71,17 +66,9 @@ func childRawConnect(args []string) error {
 		return err
 	}
 	defer c.Close()
-	ready()
+	testproc.Ready()
 	io.Copy(io.Discard, os.Stdin)
 	return nil
-}
-
-// kill sends SIGKILL to the child.
-func (ch *child) kill(t testing.TB) {
-	t.Helper()
-	if err := ch.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // waitDone waits for c's peer to be gone and returns how long it took.
@@ -107,7 +94,7 @@ func TestKillWhileIdle(t *testing.T) {
 		ch := startChild(t, "echo-server", name)
 		c := dialTest(t, name)
 		start := time.Now()
-		ch.kill(t)
+		ch.Kill(t)
 		times = append(times, waitDone(t, c, start))
 		if c.Status() != StatusPeerLost {
 			t.Fatalf("status %v, want peer lost", c.Status())
@@ -143,7 +130,7 @@ func TestKillWhileWritingLargeMessage(t *testing.T) {
 	if m, err := c.ReadMessage(); err != nil || string(m) != "first" {
 		t.Fatalf("got %q, %v", m, err)
 	}
-	ch.kill(t)
+	ch.Kill(t)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if m, err := c.ReadMessage(); !errors.Is(err, ErrPeerLost) {
 		t.Fatalf("got %d bytes, %v; want ErrPeerLost", len(m), err)
@@ -186,7 +173,7 @@ func TestKillWhileBlockedOnFullRing(t *testing.T) {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	ch.kill(t)
+	ch.Kill(t)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, ErrPeerLost) {
@@ -209,7 +196,7 @@ func TestKillServerMidHandshake(t *testing.T) {
 		_, err := Dial(ctx, "hs", nil)
 		errc <- err
 	}()
-	ch.kill(t)
+	ch.Kill(t)
 	select {
 	case err := <-errc:
 		if err == nil {
@@ -231,7 +218,7 @@ func TestKillClientMidHandshake(t *testing.T) {
 	}
 	defer l.Close()
 	ch := startChild(t, "raw-connect", "hc")
-	ch.kill(t)
+	ch.Kill(t)
 	startChild(t, "echo-client", "hc")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -93,11 +93,12 @@ func TestCrashLoop(t *testing.T) {
 				sent++
 			}
 			if rng.IntN(2) == 0 {
-				srv.kill(t)
+				srv.Kill(t)
 				kills++
 				recA.expectStatus(t, StatusPeerLost, StatusWaiting)
 			} else {
-				srv.wait(t)
+				srv.Stdin.Close()
+				srv.Wait(t)
 				stops++
 				recA.expectStatus(t, StatusPeerClosed, StatusWaiting)
 			}
@@ -108,10 +109,11 @@ func TestCrashLoop(t *testing.T) {
 			n := rng.IntN(200)
 			recB.expectMessages(t, 5, 0, n)
 			if rng.IntN(2) == 0 {
-				ch.kill(t)
+				ch.Kill(t)
 				recB.expectStatus(t, StatusPeerLost, StatusWaiting)
 			} else {
-				ch.wait(t)
+				ch.Stdin.Close()
+				ch.Wait(t)
 				recB.expectMessages(t, 5, n, 200-n)
 				recB.expectStatus(t, StatusPeerClosed, StatusWaiting)
 			}
@@ -148,7 +150,8 @@ func TestCrashLoop(t *testing.T) {
 	}
 	linkA.Close()
 	linkB.Close()
-	final.wait(t)
+	final.Stdin.Close()
+	final.Wait(t)
 
 	after := snapshot(t)
 	if after != before {

@@ -3,57 +3,31 @@
 package shmlink
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // Tests run the other end of a link in a separate process: the test binary
-// re-executed with SHMLINK_TEST_CHILD naming a role from childRoles.
-const childEnv = "SHMLINK_TEST_CHILD"
+// re-executed as one of the roles of childRoles (roles_test.go).
+func TestMain(m *testing.M) { testproc.Main(m, childRoles) }
 
-func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		os.Exit(runChild(role, strings.Fields(os.Getenv(childEnv+"_ARGS"))))
-	}
-	os.Exit(m.Run())
+// startChild runs role in a child process with the test's link directory
+// and returns once the child said it is ready. Each role says ready
+// (testproc.Ready) once its side is set up, and exits 0 on success.
+func startChild(t testing.TB, role string, args ...string) *testproc.Proc {
+	t.Helper()
+	return testproc.Options{WaitReady: true}.Start(t, role, args...)
 }
-
-// childRoles are the programs a child process can run. Each prints "ready"
-// on stdout once its side is set up, and exits 0 on success.
-var childRoles = map[string]func(args []string) error{
-	"echo-server": childEchoServer,
-	"echo-client": childEchoClient,
-	"sink":        childSink,
-	"hold":        childHold,
-}
-
-func runChild(role string, args []string) int {
-	f, ok := childRoles[role]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "unknown child role %q\n", role)
-		return 2
-	}
-	if err := f(args); err != nil {
-		fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
-		return 1
-	}
-	return 0
-}
-
-func ready() { fmt.Println("ready"); os.Stdout.Sync() }
 
 // childEchoServer listens on args[0] and echoes every message of every
 // client until that client closes. With a second argument n, it exits after
@@ -64,7 +38,7 @@ func childEchoServer(args []string) error {
 		return err
 	}
 	defer l.Close()
-	ready()
+	testproc.Ready()
 	limit := -1
 	if len(args) > 1 {
 		limit, _ = strconv.Atoi(args[1])
@@ -102,7 +76,7 @@ func childEchoClient(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	return echo(c)
 }
 
@@ -130,7 +104,7 @@ func childSink(args []string) error {
 		return err
 	}
 	defer c.Close()
-	ready()
+	testproc.Ready()
 	n := 0
 	buf := make([]byte, 1<<20)
 	for {
@@ -160,80 +134,9 @@ func childHold(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	io.Copy(io.Discard, os.Stdin)
 	return c.Close()
-}
-
-// child is a running child process.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan error
-}
-
-// startChild runs role in a new process with the test's link directory and
-// returns once the child said it is ready.
-func startChild(t testing.TB, role string, args ...string) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+role, childEnv+"_ARGS="+strings.Join(args, " "))
-	cmd.Stderr = testWriter{t}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := &child{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- s
-		io.Copy(io.Discard, stdout)
-		ch.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		<-ch.done
-	})
-	select {
-	case s := <-line:
-		if s != "ready\n" {
-			t.Fatalf("child %s did not start: %q", role, s)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("child %s not ready after 30s", role)
-	}
-	return ch
-}
-
-// wait waits for the child to exit and fails the test if it failed.
-func (ch *child) wait(t testing.TB) {
-	t.Helper()
-	ch.stdin.Close()
-	select {
-	case err := <-ch.done:
-		ch.done <- err
-		if err != nil {
-			t.Fatalf("child: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("child did not exit within 60s")
-	}
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Logf("child: %s", strings.TrimRight(string(b), "\n"))
-	return len(b), nil
 }
 
 // linkDir points the link runtime directory at a fresh 0700 directory for

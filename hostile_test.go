@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shmlink/shmlink/internal/ring"
+	"github.com/shmlink/shmlink/internal/testproc"
 	"github.com/shmlink/shmlink/internal/wire"
 )
 
@@ -26,11 +27,6 @@ import (
 // cleanly: an error matching ErrCorrupt (or ErrHandshake / a Reject during
 // setup), never a panic, a hang, a huge allocation or a read outside the
 // mapping.
-
-func init() {
-	childRoles["hostile-client"] = childHostileClient
-	childRoles["hostile-server"] = childHostileServer
-}
 
 const hostileRing = ring.MinRingSize
 
@@ -149,7 +145,7 @@ func childHostileClient(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	if err := damage(p); err != nil {
 		return err
 	}
@@ -181,13 +177,13 @@ func expectFailed(t *testing.T, c *Conn, err error) {
 }
 
 // readExpectCorrupt is the check for a client that damages its ring.
-func readExpectCorrupt(t *testing.T, c *Conn, _ *child) {
+func readExpectCorrupt(t *testing.T, c *Conn, _ *testproc.Proc) {
 	_, err := c.ReadMessage()
 	expectFailed(t, c, err)
 }
 
-func readExpect(want string) func(*testing.T, *Conn, *child) {
-	return func(t *testing.T, c *Conn, _ *child) {
+func readExpect(want string) func(*testing.T, *Conn, *testproc.Proc) {
+	return func(t *testing.T, c *Conn, _ *testproc.Proc) {
 		m, err := c.ReadMessage()
 		if err != nil || string(m) != want {
 			t.Fatalf("got %q, %v; want %q", m, err, want)
@@ -204,7 +200,7 @@ func TestHostileClient(t *testing.T) {
 	defer l.Close()
 	path := filepath.Join(dir, "hostile.sock")
 
-	checks := map[string]func(*testing.T, *Conn, *child){
+	checks := map[string]func(*testing.T, *Conn, *testproc.Proc){
 		"tail-beyond":         readExpectCorrupt,
 		"tail-unaligned":      readExpectCorrupt,
 		"absurd-length":       readExpectCorrupt,
@@ -217,12 +213,12 @@ func TestHostileClient(t *testing.T) {
 		"chunk-over-total":    readExpectCorrupt,
 		"total-below-length":  readExpectCorrupt,
 		"pad-overrun":         readExpectCorrupt,
-		"tail-backwards": func(t *testing.T, c *Conn, ch *child) {
+		"tail-backwards": func(t *testing.T, c *Conn, ch *testproc.Proc) {
 			readExpect("hello")(t, c, ch)
-			fmt.Fprintln(ch.stdin, "go")
+			fmt.Fprintln(ch.Stdin, "go")
 			readExpectCorrupt(t, c, ch)
 		},
-		"claim-2^40": func(t *testing.T, c *Conn, _ *child) {
+		"claim-2^40": func(t *testing.T, c *Conn, _ *testproc.Proc) {
 			c.SetReadDeadline(time.Now().Add(time.Second))
 			_, err := c.ReadMessage()
 			if errors.Is(err, ErrTimeout) {
@@ -254,7 +250,7 @@ func TestHostileClient(t *testing.T) {
 }
 
 // checkLink runs check on a link that a subtest just opened with err.
-func checkLink(t *testing.T, c *Conn, err error, ch *child, check func(*testing.T, *Conn, *child)) {
+func checkLink(t *testing.T, c *Conn, err error, ch *testproc.Proc, check func(*testing.T, *Conn, *testproc.Proc)) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +263,7 @@ func checkLink(t *testing.T, c *Conn, err error, ch *child, check func(*testing.
 // checkHugeClaim: a peer announces a 1 GiB message, sends 8 bytes of it and
 // stops. The reader must not allocate for the claim, and must give up at
 // its deadline.
-func checkHugeClaim(t *testing.T, c *Conn, _ *child) {
+func checkHugeClaim(t *testing.T, c *Conn, _ *testproc.Proc) {
 	// ReadMessageInto says how much room the claim needs, consuming nothing.
 	var sb *ShortBufferError
 	if _, err := c.ReadMessageInto(make([]byte, 64)); !errors.As(err, &sb) || sb.Need != 1<<30 {
@@ -290,7 +286,7 @@ func checkHugeClaim(t *testing.T, c *Conn, _ *child) {
 
 // checkSplitTimeout: a read that times out in the middle of a message must
 // not make the next read return the message's tail as if it were whole.
-func checkSplitTimeout(into bool) func(*testing.T, *Conn, *child) {
+func checkSplitTimeout(into bool) func(*testing.T, *Conn, *testproc.Proc) {
 	read := func(c *Conn) ([]byte, error) {
 		if !into {
 			return c.ReadMessage()
@@ -299,13 +295,13 @@ func checkSplitTimeout(into bool) func(*testing.T, *Conn, *child) {
 		n, err := c.ReadMessageInto(b)
 		return b[:n], err
 	}
-	return func(t *testing.T, c *Conn, ch *child) {
+	return func(t *testing.T, c *Conn, ch *testproc.Proc) {
 		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		if _, err := read(c); !errors.Is(err, ErrTimeout) {
 			t.Fatalf("err = %v, want a timeout", err)
 		}
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintln(ch.stdin, "go")
+		fmt.Fprintln(ch.Stdin, "go")
 		m, err := read(c)
 		if err == nil && string(m) == "IJKLMNOP" {
 			t.Skip("BUG: a message read that times out mid-message loses the bytes it took; the next read returns only the rest as a whole message (ring.Reader.ReadMessage/ReadInto)")
@@ -404,7 +400,7 @@ func childHostileServer(args []string) error {
 	if !bad {
 		welcome = goodWelcome
 	}
-	p, err := rawAccept(args[0], ready, welcome)
+	p, err := rawAccept(args[0], testproc.Ready, welcome)
 	if err != nil {
 		return err
 	}
@@ -419,8 +415,8 @@ func childHostileServer(args []string) error {
 func TestHostileServer(t *testing.T) {
 	dir := linkDir(t)
 	path := filepath.Join(dir, "evil.sock")
-	write := func(t *testing.T, c *Conn, ch *child) {
-		fmt.Fprintln(ch.stdin, "go")
+	write := func(t *testing.T, c *Conn, ch *testproc.Proc) {
+		fmt.Fprintln(ch.Stdin, "go")
 		msg := make([]byte, 1000)
 		for i := 0; i < 10000; i++ {
 			if err := c.WriteMessage(msg); err != nil {
@@ -430,15 +426,15 @@ func TestHostileServer(t *testing.T) {
 		}
 		t.Fatal("10000 writes into a damaged ring succeeded")
 	}
-	read := func(t *testing.T, c *Conn, ch *child) {
-		fmt.Fprintln(ch.stdin, "go")
+	read := func(t *testing.T, c *Conn, ch *testproc.Proc) {
+		fmt.Fprintln(ch.Stdin, "go")
 		readExpectCorrupt(t, c, ch)
 	}
-	checks := map[string]func(*testing.T, *Conn, *child){
+	checks := map[string]func(*testing.T, *Conn, *testproc.Proc){
 		"s2c-garbage":     read,
 		"s2c-tail-beyond": read,
 		"c2s-head-beyond": write,
-		"early-damage": func(t *testing.T, c *Conn, ch *child) {
+		"early-damage": func(t *testing.T, c *Conn, ch *testproc.Proc) {
 			if c != nil {
 				readExpectCorrupt(t, c, ch)
 			}
@@ -630,8 +626,6 @@ var handshakeAbuses = map[string]handshakeAbuse{
 	"flags":        {wire.RejectSegment, packetAbuse(patched(rawHello(), 12, 1), 3)},
 }
 
-func init() { childRoles["handshake-abuse"] = childHandshakeAbuse }
-
 // exitNoReject is the handshake-abuse child's exit status when the
 // listener closed the connection without saying why.
 const exitNoReject = 3
@@ -646,7 +640,7 @@ func childHandshakeAbuse(args []string) error {
 	if !ok {
 		return fmt.Errorf("%w %q", errScenario, args[1])
 	}
-	ready()
+	testproc.Ready()
 	pkt, files, err := a.build()
 	if err != nil {
 		return fmt.Errorf("build: %w", err)
@@ -677,7 +671,6 @@ func childHandshakeAbuse(args []string) error {
 
 func TestHandshakeAbuse(t *testing.T) {
 	dir := linkDir(t)
-	quickExit(t)
 	l, err := Listen("abuse", &Config{HandshakeTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -687,7 +680,8 @@ func TestHandshakeAbuse(t *testing.T) {
 	for name := range handshakeAbuses {
 		t.Run(name, func(t *testing.T) {
 			ch := startChild(t, "handshake-abuse", path, name)
-			err := ch.exit(t)
+			ch.Stdin.Close()
+			err := ch.Exit(t)
 			var ee *exec.ExitError
 			if name == "too-many-fds" && errors.As(err, &ee) && ee.ExitCode() == exitNoReject {
 				t.Skip("BUG: a hello with too many descriptors is dropped without a Reject (listener.go handshake returns the RecvMsg error before any reject)")

@@ -138,7 +138,7 @@ func TestZeroLengthAndEOF(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ch.wait(t) // the child saw io.EOF and exited cleanly
+	ch.Wait(t) // the child saw io.EOF and exited cleanly
 	if err := c.WriteMessage(nil); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("write after close: %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // The credential checks are tested across users: the parent runs as root
@@ -24,8 +26,6 @@ const nobody = 65534
 // exitFileMode is the perm-dial child's exit status when Dial failed with
 // the kernel's EACCES rather than ErrPermission.
 const exitFileMode = 4
-
-func init() { childRoles["perm-dial"] = childPermDial }
 
 // dropToNobody makes this process uid and gid nobody with no supplementary
 // groups. Go applies these to every thread of the process.
@@ -52,7 +52,7 @@ func childPermDial(args []string) error {
 	if err := dropToNobody(); err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	cfg := &Config{}
 	if args[1] == "trust-root" {
 		cfg.AllowUIDs = []int{0}
@@ -110,7 +110,6 @@ func TestPermissions(t *testing.T) {
 		t.Skip("needs root to run a child as another user")
 	}
 	linkDir(t)
-	quickExit(t)
 	dir := sharedDir(t)
 
 	// listen starts a listener on an absolute path in dir; with open set,
@@ -144,7 +143,8 @@ func TestPermissions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err := ch.exit(t)
+		ch.Stdin.Close()
+		err := ch.Exit(t)
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ee.ExitCode() == exitFileMode {
 			t.Skip("BUG: Dial to a socket the caller may not connect to (EACCES) fails with a bare syscall error, not ErrPermission (dial.go)")

@@ -24,8 +24,8 @@ func TestProbeAndListLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.PID != srv.cmd.Process.Pid || info.Clients != 0 {
-		t.Fatalf("probe: %+v, want pid %d and no clients", info, srv.cmd.Process.Pid)
+	if info.PID != srv.Pid() || info.Clients != 0 {
+		t.Fatalf("probe: %+v, want pid %d and no clients", info, srv.Pid())
 	}
 	if info.Since.Before(before.Add(-time.Second)) || info.Since.After(time.Now()) {
 		t.Fatalf("probe: since %v, server started after %v", info.Since, before)
@@ -58,8 +58,8 @@ func TestProbeAndListLinks(t *testing.T) {
 
 	// A second, live server, and the first one killed: one live, one stale.
 	other := startChild(t, "echo-server", "other")
-	srv.cmd.Process.Kill()
-	srv.done <- <-srv.done // leave the exit status for the cleanup
+	srv.Kill(t)
+	srv.Exit(t) // dead and reaped: its socket refuses connections
 	links, err := ListLinks()
 	if err != nil {
 		t.Fatal(err)
@@ -67,8 +67,8 @@ func TestProbeAndListLinks(t *testing.T) {
 	if len(links) != 2 {
 		t.Fatalf("ListLinks: %+v, want 2 links", links)
 	}
-	if l := links[0]; l.Name != "other" || l.Stale || l.Err != nil || l.PID != other.cmd.Process.Pid {
-		t.Fatalf("live link: %+v, want other served by pid %d", l, other.cmd.Process.Pid)
+	if l := links[0]; l.Name != "other" || l.Stale || l.Err != nil || l.PID != other.Pid() {
+		t.Fatalf("live link: %+v, want other served by pid %d", l, other.Pid())
 	}
 	if l := links[1]; l.Name != "probed" || !l.Stale || l.Err != nil || l.PID != 0 {
 		t.Fatalf("dead link: %+v, want probed marked stale", l)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/sys"
+	"github.com/shmlink/shmlink/internal/testproc"
 	"github.com/shmlink/shmlink/internal/wake"
 	"github.com/shmlink/shmlink/internal/wire"
 )
@@ -233,7 +234,7 @@ func rawAccept(path string, ready func(), welcome func(m wire.Msg) ([]byte, []*o
 		return nil, err
 	}
 	defer ln.Close()
-	ready()
+	testproc.Ready()
 	sock, err := ln.AcceptUnix()
 	if err != nil {
 		return nil, err
@@ -299,22 +300,6 @@ func childArgs(args []string, n int) error {
 
 var errScenario = errors.New("unknown scenario")
 
-// exit closes the child's stdin and returns how it exited, for tests that
-// judge the exit status themselves. Callers set GORACE=atexit_sleep_ms=0
-// (see quickExit) so that a race-enabled child does not linger a second.
-func (ch *child) exit(t testing.TB) error {
-	t.Helper()
-	ch.stdin.Close()
-	select {
-	case err := <-ch.done:
-		ch.done <- err
-		return err
-	case <-time.After(20 * time.Second):
-		t.Fatal("child did not exit within 20s")
-		return nil
-	}
-}
-
 // acceptTest accepts the next link on l within 10s; the test closes it.
 func acceptTest(t testing.TB, l *Listener) *Conn {
 	t.Helper()
@@ -337,10 +322,4 @@ func noneQueued(t testing.TB, l *Listener) {
 		t.Fatalf("a refused client reached Accept: pid %d", c.RemoteAddr().(*Addr).PID)
 	default:
 	}
-}
-
-// quickExit spares the children of this test the race detector's pause at
-// exit, for tests that wait for many of them.
-func quickExit(t *testing.T) {
-	t.Setenv("GORACE", os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }

@@ -13,13 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-func init() {
-	childRoles["link-echo-server"] = childLinkEchoServer
-	childRoles["link-burst-server"] = childLinkBurstServer
-	childRoles["link-client-sender"] = childLinkClientSender
-}
+	"github.com/shmlink/shmlink/internal/testproc"
+)
 
 // childLinkEchoServer runs a server-role Link on args[0] that echoes every
 // message, until stdin closes; then it closes the link cleanly.
@@ -33,7 +29,7 @@ func childLinkEchoServer(args []string) error {
 		return err
 	}
 	close(opened)
-	ready()
+	testproc.Ready()
 	io.Copy(io.Discard, os.Stdin)
 	return l.Close()
 }
@@ -54,7 +50,7 @@ func childLinkBurstServer(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	<-connected
 	for i := 0; i < n; i++ {
 		if err := l.Send(testMessage(9, uint32(i), 100)); err != nil {
@@ -77,7 +73,7 @@ func childLinkClientSender(args []string) error {
 			return err
 		}
 	}
-	ready()
+	testproc.Ready()
 	io.Copy(io.Discard, os.Stdin)
 	return l.Close()
 }
@@ -157,7 +153,7 @@ func TestServerRestart(t *testing.T) {
 	rec.expectStatus(t, StatusConnected)
 	rec.expectMessages(t, 1, 0, 50)
 
-	srv.kill(t)
+	srv.Kill(t)
 	rec.expectStatus(t, StatusPeerLost, StatusWaiting)
 	// Sent while no server runs: they wait in the ring.
 	for i := 50; i < 100; i++ {
@@ -171,7 +167,8 @@ func TestServerRestart(t *testing.T) {
 
 	// A clean stop of the server is "peer closed", and again the client
 	// waits and reconnects.
-	srv.wait(t)
+	srv.Stdin.Close()
+	srv.Wait(t)
 	rec.expectStatus(t, StatusPeerClosed, StatusWaiting)
 	startChild(t, "link-echo-server", "restart")
 	rec.expectStatus(t, StatusConnected)
@@ -216,10 +213,11 @@ func TestServerLinkSeesClientsComeAndGo(t *testing.T) {
 		rec.expectStatus(t, StatusConnected)
 		rec.expectMessages(t, 5, 0, 300)
 		if kill {
-			ch.kill(t)
+			ch.Kill(t)
 			rec.expectStatus(t, StatusPeerLost, StatusWaiting)
 		} else {
-			ch.wait(t)
+			ch.Stdin.Close()
+			ch.Wait(t)
 			rec.expectStatus(t, StatusPeerClosed, StatusWaiting)
 		}
 		t.Logf("round %d ok", round)

@@ -18,17 +18,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // Scale: many links on one listener, busy at once, and the cost of many
 // idle ones in OS threads and memory.
 
 var idleLinks = flag.Int("shmlink.idle", 1000, "links held idle by TestIdleLinksThreads")
-
-func init() {
-	childRoles["many-links"] = childManyLinks
-	childRoles["idle-links"] = childIdleLinks
-}
 
 const (
 	manyLinks  = 200
@@ -87,7 +84,7 @@ func childManyLinks(args []string) error {
 	if err != nil {
 		return err
 	}
-	ready()
+	testproc.Ready()
 	conns, err := dialMany(args[0], n, manyRing)
 	if err != nil {
 		return err
@@ -143,7 +140,6 @@ func collect(errs <-chan error) []error {
 // every message it echoes.
 func TestManyLinksAtOnce(t *testing.T) {
 	linkDir(t)
-	quickExit(t)
 	if err := ensureFiles(8*manyLinks + 100); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +164,8 @@ func TestManyLinksAtOnce(t *testing.T) {
 			}
 		}()
 	}
-	if err := ch.exit(t); err != nil {
+	ch.Stdin.Close()
+	if err := ch.Exit(t); err != nil {
 		t.Fatalf("child: %v", err)
 	}
 	wg.Wait()
@@ -224,7 +221,7 @@ func childIdleLinks(args []string) error {
 			c.Close()
 		}()
 	}
-	ready()
+	testproc.Ready()
 	io.Copy(io.Discard, os.Stdin)
 	wg.Wait()
 	return nil
@@ -264,7 +261,6 @@ func TestIdleLinksThreads(t *testing.T) {
 		n = 200
 	}
 	linkDir(t)
-	quickExit(t)
 	if err := ensureFiles(uint64(8*n + 100)); err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +309,7 @@ func TestIdleLinksThreads(t *testing.T) {
 	for _, p := range []struct {
 		who string
 		pid int
-	}{{"server (parent)", os.Getpid()}, {"client (child)", ch.cmd.Process.Pid}} {
+	}{{"server (parent)", os.Getpid()}, {"client (child)", ch.Pid()}} {
 		st, err := procStatus(p.pid, fields...)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,40 @@
+//go:build linux
+
+package shmlink
+
+// childRoles are the programs a child process can run (see startChild and
+// internal/testproc), each in the file of the tests that use it.
+var childRoles = map[string]func(args []string) error{
+	// helpers_test.go: honest peers.
+	"echo-server": childEchoServer,
+	"echo-client": childEchoClient,
+	"sink":        childSink,
+	"hold":        childHold,
+
+	// restart_test.go: Links that come and go.
+	"link-echo-server":   childLinkEchoServer,
+	"link-burst-server":  childLinkBurstServer,
+	"link-client-sender": childLinkClientSender,
+
+	// crash_test.go: peers to kill, and sockets that never speak.
+	"write-forever": childWriteForever,
+	"raw-accept":    childRawAccept,
+	"raw-connect":   childRawConnect,
+
+	// scale_test.go: many links at once.
+	"many-links": childManyLinks,
+	"idle-links": childIdleLinks,
+
+	// bench_test.go: the benchmarks' peer.
+	"bench-peer": childBenchPeer,
+
+	// hostile_client_linux_test.go, hostile_server_linux_test.go,
+	// handshake_abuse_linux_test.go: hand-written peers that break the
+	// protocol.
+	"hostile-client":  childHostileClient,
+	"hostile-server":  childHostileServer,
+	"handshake-abuse": childHandshakeAbuse,
+
+	// perm_linux_test.go: a client of another user.
+	"perm-dial": childPermDial,
+}

@@ -6,13 +6,16 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shmlink/shmlink/internal/testproc"
 )
@@ -27,6 +30,41 @@ func TestMain(m *testing.M) { testproc.Main(m, childRoles) }
 func startChild(t testing.TB, role string, args ...string) *testproc.Proc {
 	t.Helper()
 	return testproc.Options{WaitReady: true}.Start(t, role, args...)
+}
+
+// childArgs splits a child's arguments into its fixed ones, failing on a
+// count mismatch rather than indexing out of range.
+func childArgs(args []string, n int) error {
+	if len(args) != n {
+		return fmt.Errorf("want %d arguments, got %d: %s", n, len(args), strings.Join(args, " "))
+	}
+	return nil
+}
+
+var errScenario = errors.New("unknown scenario")
+
+// acceptTest accepts the next link on l within 10s; the test closes it.
+func acceptTest(t testing.TB, l *Listener) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := l.AcceptContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// noneQueued fails the test if a link is waiting for Accept on l: every
+// client so far was to be refused.
+func noneQueued(t testing.TB, l *Listener) {
+	t.Helper()
+	select {
+	case c := <-l.ready:
+		t.Fatalf("a refused client reached Accept: pid %d", c.RemoteAddr().(*Addr).PID)
+	default:
+	}
 }
 
 // childEchoServer listens on args[0] and echoes every message of every

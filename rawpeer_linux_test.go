@@ -1,18 +1,12 @@
-//go:build linux
-
 package shmlink
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 	"unsafe"
 
@@ -287,39 +281,4 @@ func rawAccept(path string, ready func(), welcome func(m wire.Msg) ([]byte, []*o
 // goodWelcome is the welcome an honest server sends.
 func goodWelcome(wire.Msg) ([]byte, []*os.File) {
 	return wire.Encode(nil, wire.Msg{Type: wire.Welcome, PID: uint32(os.Getpid()), MaxMessage: 1 << 30}), nil
-}
-
-// childArgs splits a child's arguments into its fixed ones, failing on a
-// count mismatch rather than indexing out of range.
-func childArgs(args []string, n int) error {
-	if len(args) != n {
-		return fmt.Errorf("want %d arguments, got %d: %s", n, len(args), strings.Join(args, " "))
-	}
-	return nil
-}
-
-var errScenario = errors.New("unknown scenario")
-
-// acceptTest accepts the next link on l within 10s; the test closes it.
-func acceptTest(t testing.TB, l *Listener) *Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := l.AcceptContext(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// noneQueued fails the test if a link is waiting for Accept on l: every
-// client so far was to be refused.
-func noneQueued(t testing.TB, l *Listener) {
-	t.Helper()
-	select {
-	case c := <-l.ready:
-		t.Fatalf("a refused client reached Accept: pid %d", c.RemoteAddr().(*Addr).PID)
-	default:
-	}
 }

@@ -42,38 +42,14 @@ func goodFiles() ([]*os.File, error) {
 func withEventfds(seg *os.File) ([]*os.File, error) {
 	files := []*os.File{seg}
 	for range 2 {
-		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		b, err := newRawBell()
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, os.NewFile(uintptr(fd), "eventfd"))
+		files = append(files, b.f)
 	}
 	return files, nil
 }
-
-// memfdWith returns a memfd of size bytes with the given seals, whose first
-// page holds header (when not nil).
-func memfdWith(size int64, seals int, header []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate("abuse", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), "memfd")
-	if err := unix.Ftruncate(fd, size); err != nil {
-		return nil, err
-	}
-	if _, err := f.WriteAt(header, 0); err != nil {
-		return nil, err
-	}
-	if seals != 0 {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-			return nil, err
-		}
-	}
-	return f, nil
-}
-
-const allSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
 
 // validHeader is the header page of a segment with two rings of ringSize.
 func validHeader(ringSize uint64) []byte {
@@ -88,7 +64,7 @@ func validHeader(ringSize uint64) []byte {
 // segmentAbuse sends a good hello with a bad segment.
 func segmentAbuse(size int64, seals int, header []byte) func() ([]byte, []*os.File, error) {
 	return func() ([]byte, []*os.File, error) {
-		seg, err := memfdWith(size, seals, header)
+		seg, err := rawMemfd(size, seals, header)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -126,13 +102,13 @@ var (
 var handshakeAbuses = map[string]handshakeAbuse{
 	"unsealed":        {wire.RejectSegment, segmentAbuse(goodSize, 0, validHeader(hostileRing))},
 	"no-shrink-seal":  {wire.RejectSegment, segmentAbuse(goodSize, unix.F_SEAL_GROW|unix.F_SEAL_SEAL, validHeader(hostileRing))},
-	"larger-than-hdr": {wire.RejectSegment, segmentAbuse(goodSize+4096, allSeals, validHeader(hostileRing))},
+	"larger-than-hdr": {wire.RejectSegment, segmentAbuse(goodSize+4096, rawSeals, validHeader(hostileRing))},
 	"smaller-than-hdr": {wire.RejectSegment,
-		segmentAbuse(goodSize, allSeals, validHeader(2*hostileRing))},
-	"tiny":           {wire.RejectSegment, segmentAbuse(100, allSeals, nil)},
-	"huge":           {wire.RejectSegment, segmentAbuse(3<<30, allSeals, validHeader(hostileRing))},
-	"garbage-header": {wire.RejectSegment, segmentAbuse(goodSize, allSeals, garbageBytes)},
-	"odd-ring-size":  {wire.RejectSegment, segmentAbuse(goodSize, allSeals, oddRingSize)},
+		segmentAbuse(goodSize, rawSeals, validHeader(2*hostileRing))},
+	"tiny":           {wire.RejectSegment, segmentAbuse(100, rawSeals, nil)},
+	"huge":           {wire.RejectSegment, segmentAbuse(3<<30, rawSeals, validHeader(hostileRing))},
+	"garbage-header": {wire.RejectSegment, segmentAbuse(goodSize, rawSeals, garbageBytes)},
+	"odd-ring-size":  {wire.RejectSegment, segmentAbuse(goodSize, rawSeals, oddRingSize)},
 	"pipe-doorbell": {wire.RejectSegment, func() ([]byte, []*os.File, error) {
 		files, err := goodFiles()
 		if err != nil {

@@ -104,7 +104,7 @@ func childHostileServer(args []string) error {
 	if !bad {
 		welcome = goodWelcome
 	}
-	p, err := rawAccept(args[0], testproc.Ready, welcome)
+	p, err := rawAccept(args[0], welcome)
 	if err != nil {
 		return err
 	}

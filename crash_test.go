@@ -33,15 +33,11 @@ func childWriteForever(args []string) error {
 	return c.WriteMessage(make([]byte, 256<<20))
 }
 
-// childRawAccept listens on the socket of args[0] without speaking the
+// childRawAccept listens on the socket path args[0] without speaking the
 // protocol: it accepts and then never answers (a server stuck, or killed,
 // mid-handshake).
 func childRawAccept(args []string) error {
-	path, err := socketPath(args[0])
-	if err != nil {
-		return err
-	}
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: args[0], Net: "unixpacket"})
 	if err != nil {
 		return err
 	}
@@ -55,13 +51,10 @@ func childRawAccept(args []string) error {
 	return nil
 }
 
-// childRawConnect connects to args[0] and never sends a hello.
+// childRawConnect connects to the socket path args[0] and never sends a
+// hello.
 func childRawConnect(args []string) error {
-	path, err := socketPath(args[0])
-	if err != nil {
-		return err
-	}
-	c, err := net.Dial("unixpacket", path)
+	c, err := net.Dial("unixpacket", args[0])
 	if err != nil {
 		return err
 	}
@@ -187,8 +180,7 @@ func TestKillWhileBlockedOnFullRing(t *testing.T) {
 // TestKillServerMidHandshake: the server dies after accepting but before it
 // answers; Dial fails promptly instead of hanging.
 func TestKillServerMidHandshake(t *testing.T) {
-	linkDir(t)
-	ch := startChild(t, "raw-accept", "hs")
+	ch := startChild(t, "raw-accept", sockPath(linkDir(t), "hs"))
 	errc := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -211,13 +203,13 @@ func TestKillServerMidHandshake(t *testing.T) {
 // TestKillClientMidHandshake: a client that connects and dies without a
 // hello must not wedge the listener.
 func TestKillClientMidHandshake(t *testing.T) {
-	linkDir(t)
+	dir := linkDir(t)
 	l, err := Listen("hc", &Config{HandshakeTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ch := startChild(t, "raw-connect", "hc")
+	ch := startChild(t, "raw-connect", sockPath(dir, "hc"))
 	ch.Kill(t)
 	startChild(t, "echo-client", "hc")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -238,12 +230,12 @@ func TestKillClientMidHandshake(t *testing.T) {
 // TestListenerCloseWithStalledHandshake: a client that connects and says
 // nothing must not hold up the listener's Close.
 func TestListenerCloseWithStalledHandshake(t *testing.T) {
-	linkDir(t)
+	dir := linkDir(t)
 	l, err := Listen("stall", &Config{HandshakeTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	startChild(t, "raw-connect", "stall")
+	startChild(t, "raw-connect", sockPath(dir, "stall"))
 	done := make(chan error, 1)
 	go func() { done <- l.Close() }()
 	select {

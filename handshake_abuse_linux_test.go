@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -203,7 +202,7 @@ func TestHandshakeAbuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	path := filepath.Join(dir, "abuse.sock")
+	path := sockPath(dir, "abuse")
 	for name := range handshakeAbuses {
 		t.Run(name, func(t *testing.T) {
 			ch := startChild(t, "handshake-abuse", path, name)

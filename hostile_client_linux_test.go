@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -148,7 +147,7 @@ func TestHostileClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	path := filepath.Join(dir, "hostile.sock")
+	path := sockPath(dir, "hostile")
 
 	checks := map[string]func(*testing.T, *Conn, *testproc.Proc){
 		"tail-beyond":         readExpectCorrupt,

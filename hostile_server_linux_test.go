@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -118,7 +117,7 @@ func childHostileServer(args []string) error {
 
 func TestHostileServer(t *testing.T) {
 	dir := linkDir(t)
-	path := filepath.Join(dir, "evil.sock")
+	path := sockPath(dir, "evil")
 	write := func(t *testing.T, c *Conn, ch *testproc.Proc) {
 		fmt.Fprintln(ch.Stdin, "go")
 		msg := make([]byte, 1000)

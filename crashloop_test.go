@@ -12,7 +12,10 @@ import (
 	"time"
 )
 
-var crashRounds = flag.Int("crashloop.rounds", 16, "rounds of TestCrashLoop (hundreds for a soak)")
+var (
+	crashRounds = flag.Int("crashloop.rounds", 16, "rounds of TestCrashLoop (hundreds for a soak)")
+	crashSeed   = flag.Uint64("crashloop.seed", 0, "seed of TestCrashLoop's random choices, to replay a run; 0: a random seed, logged")
+)
 
 // resources is what a process holds that a link could leak.
 type resources struct {
@@ -35,7 +38,9 @@ func snapshot(t testing.TB) resources {
 	return resources{fds: len(fds), mappings: strings.Count(string(maps), "memfd:shmlink"), devShm: len(shm)}
 }
 
-// TestCrashLoop mixes clean closes, kill -9 and restarts of both sides.
+// TestCrashLoop mixes clean closes, kill -9 and restarts of both sides, as
+// chosen by a seeded generator (-crashloop.seed replays a run's choices;
+// the timing of the processes is not replayed).
 // A client-role Link in this process talks to echo servers that come and
 // go; a server-role Link here serves clients that come and go. Checked:
 // every message arrives intact, in order and at most once; an echo server
@@ -43,7 +48,12 @@ func snapshot(t testing.TB) resources {
 // (PROTOCOL.md, "Delivery across restarts"); and nothing is left behind.
 func TestCrashLoop(t *testing.T) {
 	dir := linkDir(t)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	seed := *crashSeed
+	for seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d: replay with -crashloop.seed=%d -crashloop.rounds=%d", seed, seed, *crashRounds)
+	rng := rand.New(rand.NewPCG(seed, 7))
 	before := snapshot(t)
 
 	// Side A: our client Link, restarted echo servers.

@@ -159,12 +159,9 @@ const exitNoReject = 3
 // childHandshakeAbuse: args are the socket path and a handshakeAbuses key.
 // It fails unless the listener answers with the expected Reject.
 func childHandshakeAbuse(args []string) error {
-	if err := childArgs(args, 2); err != nil {
+	a, err := scenario(args, handshakeAbuses)
+	if err != nil {
 		return err
-	}
-	a, ok := handshakeAbuses[args[1]]
-	if !ok {
-		return fmt.Errorf("%w %q", errScenario, args[1])
 	}
 	testproc.Ready()
 	pkt, files, err := a.build()

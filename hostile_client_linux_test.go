@@ -122,12 +122,9 @@ func noWait(uint64) error { return errors.New("ring full") }
 
 // childHostileClient: args are the socket path and a clientDamage key.
 func childHostileClient(args []string) error {
-	if err := childArgs(args, 2); err != nil {
+	damage, err := scenario(args, clientDamage)
+	if err != nil {
 		return err
-	}
-	damage, ok := clientDamage[args[1]]
-	if !ok {
-		return fmt.Errorf("%w %q", errScenario, args[1])
 	}
 	p, err := rawDial(args[0], hostileRing)
 	if err != nil {

@@ -2,6 +2,7 @@ package shmlink
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -74,4 +75,18 @@ func checkLink(t *testing.T, c *Conn, err error, ch *testproc.Proc, check func(*
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	check(t, c, ch)
+}
+
+// scenario checks that a hostile child got its two arguments, a socket path
+// and a scenario name, and looks the name up in scenarios.
+func scenario[S any](args []string, scenarios map[string]S) (S, error) {
+	var none S
+	if err := childArgs(args, 2); err != nil {
+		return none, err
+	}
+	s, ok := scenarios[args[1]]
+	if !ok {
+		return none, fmt.Errorf("%w %q", errScenario, args[1])
+	}
+	return s, nil
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +35,7 @@ func startChild(t testing.TB, role string, args ...string) *testproc.Proc {
 // count mismatch rather than indexing out of range.
 func childArgs(args []string, n int) error {
 	if len(args) != n {
-		return fmt.Errorf("want %d arguments, got %d: %s", n, len(args), strings.Join(args, " "))
+		return fmt.Errorf("want %d arguments, got %d: %q", n, len(args), args)
 	}
 	return nil
 }

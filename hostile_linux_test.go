@@ -23,7 +23,7 @@ import (
 //   - handshake_abuse_linux_test.go: a client whose first packet or
 //     descriptors are bad, against a listener.
 //
-// This file holds what the client and server tests share.
+// This file holds what they share.
 
 const hostileRing = ring.MinRingSize
 

@@ -140,9 +140,9 @@ func (p *Proc) read(r *os.File, what string, log func(string)) *Lines {
 }
 
 // Command returns, not started, the command that runs role in a child with
-// args, for code that starts and waits for the process itself (a benchmark
-// driver, say). Its stderr goes to the test log until the test ends; its
-// stdin and stdout are the caller's to set.
+// args, for code that starts, waits for and if need be kills the process
+// itself (a benchmark driver, say). Its stderr goes to the test log until
+// the test ends; its stdin and stdout are the caller's to set.
 func Command(t testing.TB, role string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := command(t, role, args, nil)
@@ -178,8 +178,9 @@ func (p *Proc) String() string { return p.name }
 // Pid is the child's process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-// Kill sends the child SIGKILL (on Unix; Process.Kill elsewhere). It fails
-// the test if the child has already exited and been reaped.
+// Kill kills the child with SIGKILL (os.Process.Kill), without waiting for
+// it to die: Exit does that. It fails the test if the child has already
+// exited and been reaped.
 func (p *Proc) Kill(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Kill(); err != nil {

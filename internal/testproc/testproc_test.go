@@ -53,7 +53,8 @@ func upper([]string) error {
 	}
 }
 
-// hang says ready and never returns, whatever comes on stdin.
+// hang says ready and never returns, whatever comes on stdin. (It sleeps:
+// with select {} the runtime would see a deadlock and end it.)
 func hang([]string) error {
 	testproc.Ready()
 	for {

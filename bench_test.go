@@ -41,7 +41,7 @@ func linkTransport(name string, ring int) *workload.Transport {
 	cfg := &Config{RingSize: ring}
 	return workload.PathTransport(name,
 		func(path string) (*Listener, error) { return Listen(path, cfg) },
-		(*Listener).AcceptLink,
+		(*Listener).AcceptConn,
 		func(path string) (*Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

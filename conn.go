@@ -2,7 +2,6 @@ package shmlink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,12 +10,11 @@ import (
 	"time"
 
 	"github.com/shmlink/shmlink/internal/sys"
-	"github.com/shmlink/shmlink/internal/wake"
 	"github.com/shmlink/shmlink/internal/wire"
 )
 
-// Session states, in Conn.state. A session leaves stateOpen once, for one
-// of the others.
+// Session states, in session.state. A session leaves stateOpen once, for
+// one of the others.
 const (
 	stateOpen int32 = iota
 	statePeerClosed
@@ -34,42 +32,43 @@ const (
 // Stream Read ignores message boundaries; after a partial Read, ReadMessage
 // returns the rest of that message.
 type Conn struct {
-	ep             *endpoint
-	sock           *net.UnixConn
-	local, remote  *Addr
-	peerCred       sys.Cred
-	maxSend        uint64 // the peer's MaxMessageSize
-	peerData       *wake.Bell
-	peerSpace      *wake.Bell
-	state          atomic.Int32
+	ep *endpoint
+	session
 	endOnce        sync.Once
 	controlStopped chan struct{}
-	done           chan struct{} // closed on leaving stateOpen
-	doneOnce       sync.Once
 	onClose        func() // set by a Listener to count its clients
 }
 
-// session is what a handshake learned about the peer.
+// peer is what a handshake learned about the other side.
+type peer struct {
+	local, remote *Addr
+	cred          sys.Cred
+	maxSend       uint64    // the peer's MaxMessageSize
+	peerData      *sys.Bell // rung when we publish into the peer's RX ring
+	peerSpace     *sys.Bell // rung when we free space in the peer's TX ring
+}
+
+// session is one connection of an endpoint to a peer: the control
+// connection, what the handshake learned, and how the connection stands.
 type session struct {
-	sock                *net.UnixConn
-	local, remote       *Addr
-	cred                sys.Cred
-	maxSend             uint64
-	peerData, peerSpace *wake.Bell
+	peer
+	ctl      *sys.Conn
+	state    atomic.Int32
+	done     chan struct{} // closed on leaving stateOpen
+	doneOnce sync.Once
 }
 
-// newConn makes a session over ep. It does not watch the socket yet: start
-// does, once the handshake is over.
-func newConn(ep *endpoint, s session) *Conn {
-	c := &Conn{ep: ep, sock: s.sock, local: s.local, remote: s.remote, peerCred: s.cred,
-		maxSend: s.maxSend, peerData: s.peerData, peerSpace: s.peerSpace,
-		controlStopped: make(chan struct{}), done: make(chan struct{})}
-	return c
+// newConn makes a session over ep. It does not watch the control
+// connection yet: start does, once the handshake is over.
+func newConn(ep *endpoint, ctl *sys.Conn, p peer) *Conn {
+	return &Conn{ep: ep, session: session{peer: p, ctl: ctl, done: make(chan struct{})},
+		controlStopped: make(chan struct{})}
 }
 
-// start makes c the endpoint's session and begins watching the socket.
+// start makes c the endpoint's session and begins watching the control
+// connection.
 func (c *Conn) start() {
-	c.ep.sess.Store(c)
+	c.ep.sess.Store(&c.session)
 	go c.control()
 	// Until now a publish that found the peer asleep had no bell to ring:
 	// it cleared the peer's sleeping flag and dropped the wake-up. Ring
@@ -82,25 +81,25 @@ func (c *Conn) start() {
 	c.ep.wakeAll()
 }
 
-// control reads the link's socket for as long as it is open. The peer sends
-// nothing after the handshake but a goodbye; the socket's end-of-file tells
-// us the peer is gone, as soon as the kernel has torn its process down,
-// whatever killed it.
+// control reads the control connection for as long as it is open. The
+// peer sends nothing after the handshake but a goodbye; the connection's
+// end of file tells us the peer is gone, as soon as the OS has torn its
+// process down, whatever killed it.
 func (c *Conn) control() {
 	defer close(c.controlStopped)
 	var buf [64]byte
 	for {
-		n, files, err := sys.RecvMsg(c.sock, buf[:], 0)
+		n, hs, err := c.ctl.Recv(buf[:], 0)
 		if err != nil {
 			c.peerGone(statePeerLost)
 			return
 		}
-		m, err := wire.Decode(buf[:n], len(files))
-		if err != nil || m.Type != wire.Bye {
-			if err == nil {
-				err = fmt.Errorf("unexpected %s after handshake", m.Type)
-			}
-			c.ep.fail(fmt.Errorf("%w: %v", ErrHandshake, err))
+		m, err := wire.Decode(buf[:n], len(hs))
+		if err == nil && m.Type != wire.Bye {
+			err = fmt.Errorf("unexpected %s after handshake", m.Type)
+		}
+		if err != nil {
+			c.ep.fail(fmt.Errorf("%w: %w", ErrHandshake, err))
 			return
 		}
 		c.peerGone(statePeerClosed)
@@ -116,22 +115,22 @@ func (c *Conn) peerGone(s int32) {
 	}
 }
 
-func (c *Conn) markDone() { c.doneOnce.Do(func() { close(c.done) }) }
+func (s *session) markDone() { s.doneOnce.Do(func() { close(s.done) }) }
 
-// fail ends the session because the peer broke the protocol.
-func (c *Conn) fail() {
+// fail ends the session as failed; endpoint.fail calls it.
+func (s *session) fail() {
 	for {
-		s := c.state.Load()
-		if s == stateClosed || s == stateFailed || c.state.CompareAndSwap(s, stateFailed) {
+		st := s.state.Load()
+		if st == stateClosed || st == stateFailed || s.state.CompareAndSwap(st, stateFailed) {
 			break
 		}
 	}
-	c.sock.CloseWrite() // the peer sees end-of-file: for it, we are lost
-	c.markDone()
+	s.ctl.CloseWrite() // the peer sees end of file: for it, we are lost
+	s.markDone()
 }
 
 // end finishes the session: it says goodbye if the peer is still there
-// and bye is set, closes the socket and the peer's doorbells.
+// and bye is set, closes the control connection and the peer's doorbells.
 func (c *Conn) end(bye bool) {
 	c.endOnce.Do(func() {
 		prev := c.state.Swap(stateClosed)
@@ -139,12 +138,12 @@ func (c *Conn) end(bye bool) {
 			c.state.Store(stateFailed)
 		}
 		if bye && prev == stateOpen {
-			_ = sys.SendMsg(c.sock, wire.Encode(nil, wire.Msg{Type: wire.Bye}))
+			_ = c.ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Bye}))
 		}
-		c.sock.Close()
+		c.ctl.Close()
 		<-c.controlStopped
 		c.markDone()
-		c.ep.sess.CompareAndSwap(c, nil)
+		c.ep.sess.CompareAndSwap(&c.session, nil)
 		c.peerData.Close()
 		c.peerSpace.Close()
 		if c.onClose != nil {
@@ -161,7 +160,7 @@ func (c *Conn) Close() error {
 	// The goodbye goes out with both ring locks held, so after the last
 	// byte of the last message.
 	if !c.ep.close(func() { c.end(true) }) {
-		return fmt.Errorf("close %s: %w", c.local.Name, net.ErrClosed)
+		return c.opError("close", net.ErrClosed)
 	}
 	return nil
 }
@@ -171,9 +170,6 @@ func (c *Conn) Close() error {
 func (c *Conn) opError(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
-	}
-	if errors.Is(err, ErrCorrupt) {
-		c.ep.fail(err)
 	}
 	return &net.OpError{Op: op, Net: "shmlink", Source: c.local, Addr: c.remote, Err: err}
 }
@@ -186,7 +182,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // PeerUID returns the user id of the peer process, as the kernel reported
 // it when the link was set up.
-func (c *Conn) PeerUID() int { return c.peerCred.UID }
+func (c *Conn) PeerUID() int { return c.cred.UID }
 
 // SetDeadline sets both the read and the write deadline.
 func (c *Conn) SetDeadline(t time.Time) error {
@@ -230,8 +226,8 @@ func (c *Conn) WriteMessage(b []byte) error {
 }
 
 // WriteMessageContext is WriteMessage that also gives up when ctx is done,
-// returning ctx.Err() (wrapped). A message cut off part-way is abandoned:
-// the peer sees none of it.
+// returning ctx.Err() (wrapped); with ctx already done it sends nothing. A
+// message cut off part-way is abandoned: the peer sees none of it.
 func (c *Conn) WriteMessageContext(ctx context.Context, b []byte) error {
 	return c.opError("write", c.ep.writeMessage(ctx, b, c.maxSend))
 }
@@ -259,6 +255,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) ReadMessage() ([]byte, error) { return c.ReadMessageContext(context.Background()) }
 
 // ReadMessageContext is ReadMessage that also gives up when ctx is done.
+// With ctx already done it reads nothing, even if a message is waiting.
 func (c *Conn) ReadMessageContext(ctx context.Context) ([]byte, error) {
 	m, err := c.ep.readMessage(ctx)
 	return m, c.opError("read", err)

@@ -115,7 +115,7 @@ func TestKillWhileWritingLargeMessage(t *testing.T) {
 	}
 	defer l.Close()
 	ch := startChild(t, "write-forever", "big")
-	c, err := l.AcceptLink()
+	c, err := l.AcceptConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestKillWhileBlockedOnFullRing(t *testing.T) {
 	}
 	defer l.Close()
 	ch := startChild(t, "hold", "full")
-	c, err := l.AcceptLink()
+	c, err := l.AcceptConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestListenerCloseKeepsAcceptedLinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		startChild(t, "echo-client", name)
-		c, err := l.AcceptLink()
+		c, err := l.AcceptConn()
 		if err != nil {
 			t.Fatal(err)
 		}

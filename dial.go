@@ -5,42 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/sys"
-	"github.com/shmlink/shmlink/internal/wake"
 	"github.com/shmlink/shmlink/internal/wire"
 )
 
 // Dial opens a link to the server listening on name. The client allocates
-// the link's memory: a sealed, anonymous memfd holding both rings, which it
-// passes to the server over the name's unix socket together with its
-// doorbells. ctx bounds the whole handshake. If nobody listens on name, Dial
-// fails at once with ErrNoServer, unless cfg.Wait is set.
+// the link's memory (both rings) and passes it to the server with its
+// doorbells. ctx bounds the whole handshake. If nobody listens on name,
+// Dial fails at once with ErrNoServer, unless cfg.Wait is set.
 func Dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 	c, err := dial(ctx, name, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("shmlink: dial %q: %w", name, err)
+		return nil, opErr("dial", name, err)
 	}
 	return c, nil
 }
 
 func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
+	if err := platformCheck(); err != nil {
+		return nil, err
+	}
 	conf, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := socketPath(name); err != nil {
+	path, err := endpointPath(name)
+	if err != nil {
 		return nil, err
 	}
 	ep, err := newClientEndpoint(conf, name)
 	if err != nil {
 		return nil, err
 	}
-	c, err := connect(ctx, name, ep, conf.Wait)
+	c, err := connect(ctx, name, path, ep, conf.Wait)
 	if err != nil {
 		ep.close(nil)
 		return nil, err
@@ -51,13 +52,9 @@ func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 
 // connect runs the client handshake for ep, waiting for a server to appear
 // if wait is set.
-func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, error) {
+func connect(ctx context.Context, name, path string, ep *endpoint, wait bool) (*Conn, error) {
 	if !wait {
-		return handshakeClient(ctx, name, ep, false)
-	}
-	path, err := socketPath(name)
-	if err != nil {
-		return nil, err
+		return handshakeClient(ctx, name, path, ep, false)
 	}
 	w, err := sys.WatchDir(filepath.Dir(path))
 	if err != nil {
@@ -66,7 +63,7 @@ func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, 
 	defer w.Close()
 	stop := context.AfterFunc(ctx, func() { w.Close() })
 	defer stop()
-	// Each change in the socket directory triggers a retry. The change may
+	// Each change in the name directory triggers a retry. The change may
 	// come between the server's bind and its listen, when a dial is still
 	// refused, so retries also run on a short timer that backs off to
 	// 100ms: a safety net, not the mechanism.
@@ -74,7 +71,7 @@ func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, 
 	for {
 		// Watch first, then dial: a server that appears in between is
 		// either dialled or seen by the watch.
-		c, err := handshakeClient(ctx, name, ep, ep.persistent)
+		c, err := handshakeClient(ctx, name, path, ep, ep.persistent)
 		if err != nil && ctxOver(ctx) {
 			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctxOverErr(ctx))
 		}
@@ -100,35 +97,47 @@ func connect(ctx context.Context, name string, ep *endpoint, wait bool) (*Conn, 
 	}
 }
 
-// handshakeClient connects to name's socket and hands ep's memory and
-// doorbells to the server. The returned session is not started.
+// dialControl opens a control connection to the listener at path,
+// translating the OS layer's refusals into this package's errors.
+func dialControl(ctx context.Context, path string) (*sys.Conn, error) {
+	ctl, err := sys.Dial(ctx, path)
+	switch {
+	case err == nil:
+		return ctl, nil
+	case errors.Is(err, sys.ErrNoListener):
+		return nil, ErrNoServer
+	case errors.Is(err, sys.ErrAccess):
+		return nil, fmt.Errorf("%w: %w", ErrPermission, err)
+	case ctxOver(ctx):
+		return nil, fmt.Errorf("%w: %w", ctxOverErr(ctx), err)
+	}
+	return nil, err
+}
+
+// cutOff makes ctx's end interrupt whatever ctl is doing, and applies ctx's
+// deadline. The returned stop reports false if ctx already fired.
+func cutOff(ctx context.Context, ctl *sys.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		ctl.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { ctl.SetDeadline(time.Unix(1, 0)) })
+}
+
+// handshakeClient connects to the listener at path and hands ep's memory
+// and doorbells to the server. The returned session is not started.
 //
 // If finish is set, ctx bounds only the connect: a handshake that has begun
 // runs to its end (bounded by HandshakeTimeout), so that a Link closing
 // meanwhile still gets a session it can say goodbye on; otherwise the
 // server, which may already count the link as up, would see it lost.
-func handshakeClient(ctx context.Context, name string, ep *endpoint, finish bool) (_ *Conn, err error) {
-	path, err := socketPath(name)
+func handshakeClient(ctx context.Context, name, path string, ep *endpoint, finish bool) (_ *Conn, err error) {
+	ctl, err := dialControl(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unixpacket", path)
-	switch {
-	case err == nil:
-	case sys.IsNotExist(err) || sys.IsConnRefused(err):
-		return nil, ErrNoServer
-	case sys.IsPermission(err):
-		return nil, fmt.Errorf("%w: %v", ErrPermission, err)
-	case ctxOver(ctx):
-		return nil, fmt.Errorf("%w: %w", ctxOverErr(ctx), err)
-	default:
-		return nil, err
-	}
-	sock := nc.(*net.UnixConn)
 	defer func() {
 		if err != nil {
-			sock.Close()
+			ctl.Close()
 		}
 	}()
 	if finish {
@@ -136,13 +145,10 @@ func handshakeClient(ctx context.Context, name string, ep *endpoint, finish bool
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ep.cfg.HandshakeTimeout)
 		defer cancel()
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		sock.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { sock.SetDeadline(time.Unix(1, 0)) })
+	stop := cutOff(ctx, ctl)
 	defer stop()
 
-	cred, err := sys.PeerCred(sock)
+	cred, err := ctl.PeerCred()
 	if err != nil {
 		return nil, err
 	}
@@ -151,75 +157,65 @@ func handshakeClient(ctx context.Context, name string, ep *endpoint, finish bool
 	}
 	hello := wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: uint32(os.Getpid()),
 		MaxMessage: uint64(ep.cfg.MaxMessageSize)})
-	if err := sys.SendMsg(sock, hello, ep.seg, ep.dataBell.File(), ep.spaceBell.File()); err != nil {
+	if err := ctl.Send(hello, ep.seg.Handle(), ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send hello: %w", err))
 	}
 	var buf [256]byte
-	n, files, err := sys.RecvMsg(sock, buf[:], wire.Welcome.Files())
+	n, hs, err := ctl.Recv(buf[:], wire.Welcome.Handles())
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			// The server went away mid-handshake (it may be restarting).
 			return nil, fmt.Errorf("%w: server closed during handshake", ErrNoServer)
 		}
-		return nil, ctxErr(ctx, fmt.Errorf("%w: waiting for welcome: %v", ErrHandshake, err))
+		return nil, ctxErr(ctx, fmt.Errorf("%w: waiting for welcome: %w", ErrHandshake, err))
 	}
-	bells, err := welcomeBells(buf[:n], files)
+	w, err := readWelcome(buf[:n], hs)
 	if err != nil {
 		return nil, err
 	}
 	if !stop() {
-		bells.close()
+		w.peerData.Close()
+		w.peerSpace.Close()
 		return nil, ctx.Err()
 	}
-	sock.SetDeadline(time.Time{})
-	return newConn(ep, session{
-		sock:   sock,
-		local:  &Addr{Name: name, Path: path, PID: os.Getpid()},
-		remote: &Addr{Name: name, Path: path, PID: int(bells.msg.PID)},
-		cred:   cred, maxSend: bells.msg.MaxMessage,
-		peerData: bells.data, peerSpace: bells.space,
-	}), nil
+	ctl.SetDeadline(time.Time{})
+	w.local = &Addr{Name: name, Path: path, PID: os.Getpid()}
+	w.remote.Name, w.remote.Path = name, path
+	w.cred = cred
+	return newConn(ep, ctl, w), nil
 }
 
-type welcome struct {
-	msg         wire.Msg
-	data, space *wake.Bell
-}
-
-func (w welcome) close() { w.data.Close(); w.space.Close() }
-
-// welcomeBells decodes the server's answer and takes its doorbells. On any
-// error every received descriptor is closed.
-func welcomeBells(b []byte, files []*os.File) (w welcome, err error) {
-	defer func() {
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-		}
-	}()
-	m, err := wire.Decode(b, len(files))
+// readWelcome decodes the server's answer and takes its doorbells. On any
+// error every received handle is closed.
+func readWelcome(b []byte, hs []sys.Handle) (p peer, err error) {
+	m, err := wire.Decode(b, len(hs))
 	switch {
 	case err != nil:
-		return w, fmt.Errorf("%w: %v", ErrHandshake, err)
+		err = fmt.Errorf("%w: %w", ErrHandshake, err)
 	case m.Type == wire.Reject:
-		return w, rejectError(m)
+		err = rejectError(m)
 	case m.Type != wire.Welcome || m.Version != wire.Version:
-		return w, fmt.Errorf("%w: got %s version %d", ErrHandshake, m.Type, m.Version)
+		err = fmt.Errorf("%w: got %s version %d", ErrHandshake, m.Type, m.Version)
 	}
-	data, err := wake.NewBell(files[0])
 	if err != nil {
-		return w, fmt.Errorf("%w: %v", ErrHandshake, err)
+		sys.CloseHandles(hs)
+		return p, err
 	}
-	space, err := wake.NewBell(files[1])
+	data, err := sys.OpenBell(hs[0])
 	if err != nil {
-		return w, fmt.Errorf("%w: %v", ErrHandshake, err)
+		hs[1].Close()
+		return p, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	return welcome{msg: m, data: data, space: space}, nil
+	space, err := sys.OpenBell(hs[1])
+	if err != nil {
+		data.Close()
+		return p, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	return peer{remote: &Addr{PID: int(m.PID)}, maxSend: m.MaxMessage, peerData: data, peerSpace: space}, nil
 }
 
-// ctxOver reports whether ctx is done or past its deadline: a socket
-// deadline taken from ctx can fire a moment before ctx itself reports it.
+// ctxOver reports whether ctx is done or past its deadline: a deadline
+// taken from ctx can fire a moment before ctx itself reports it.
 func ctxOver(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
@@ -255,7 +251,7 @@ func rejectError(m wire.Msg) error {
 
 // admits reports whether a peer with these credentials may use the link.
 func (c *Config) admits(cred sys.Cred) bool {
-	if cred.UID == os.Getuid() {
+	if cred.SameUser {
 		return true
 	}
 	for _, u := range c.AllowUIDs {

@@ -6,29 +6,35 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/sys"
 	"github.com/shmlink/shmlink/internal/wake"
 )
 
-// endpoint is this side's half of a link's memory: the mapping, the ring it
-// writes, the ring it reads, and the doorbells the peer rings. A Conn is
+// endpoint is this side's half of a link's memory: the segment, the ring
+// it writes, the ring it reads, and the doorbells the peer rings. A Conn is
 // one session over an endpoint. An ordinary Conn owns its endpoint and frees
 // it on Close; a client-role Link keeps its endpoint across sessions, so
 // that what its rings hold survives a server restart.
+//
+// The endpoint is the rings' ring.Waiter: a message goes from
+// Conn.WriteMessage to endpoint.writeMessage to ring.Producer.WriteMessage,
+// which calls WaitSpace when the ring is full and NotifyData when the peer
+// sleeps; the reader's side mirrors it.
 type endpoint struct {
 	cfg        Config
-	seg        *os.File
-	mem        []byte
-	dataBell   *wake.Doorbell // rung by the peer when it publishes into our RX ring
-	spaceBell  *wake.Doorbell // rung by the peer when it frees space in our TX ring
-	persistent bool           // sessions come and go; disconnection is not an error
+	seg        *sys.Segment
+	dataBell   *sys.Doorbell // rung by the peer when it publishes into our RX ring
+	spaceBell  *sys.Doorbell // rung by the peer when it frees space in our TX ring
+	persistent bool          // sessions come and go; disconnection is not an error
 
-	sess      atomic.Pointer[Conn] // the current session, nil between sessions
+	// sess is the current session, nil between sessions. It holds the
+	// peer's doorbells, so a notification rings whoever is connected now.
+	sess      atomic.Pointer[session]
 	closed    atomic.Bool
 	closeOnce sync.Once
 	failErr   atomic.Pointer[error]
@@ -38,99 +44,149 @@ type endpoint struct {
 
 	rmu   sync.Mutex // serialises readers; held while touching the RX ring
 	rd    *ring.Reader
-	rwait waiter
+	rwait wake.Waiter
 	rsnap statsSnapshot // for Stats while rmu is busy
 
-	wmu         sync.Mutex // serialises writers; held while touching the TX ring
-	wr          *ring.Producer
-	wwait       waiter
-	wsnap       statsSnapshot
-	spaceFor    uint64             // bytes the waiting writer needs; under wmu
-	waitSpaceFn func(uint64) error // ep.waitSpace, bound once
+	wmu   sync.Mutex // serialises writers; held while touching the TX ring
+	wr    *ring.Producer
+	wwait wake.Waiter
+	wsnap statsSnapshot
 }
 
-// newEndpoint attaches to the rings of a mapped segment. A server attaching
+// newEndpoint attaches to the rings of a mapped segment, taking ownership
+// of the segment and the doorbells only if it succeeds. A server attaching
 // to rings that already hold traffic (a client resuming after a server
 // restart) skips the unread tail of any message its predecessor had begun
 // reading, and abandons any message its predecessor had begun writing.
-func newEndpoint(cfg Config, seg *os.File, mem []byte, layout ring.Layout, server bool,
-	dataBell, spaceBell *wake.Doorbell) (*endpoint, error) {
+func newEndpoint(cfg Config, seg *sys.Segment, layout ring.Layout, server bool,
+	dataBell, spaceBell *sys.Doorbell) (*endpoint, error) {
 	tx, rx := ring.ClientToServer, ring.ServerToClient
 	if server {
 		tx, rx = rx, tx
 	}
-	wr, err := ring.NewProducer(layout.Ring(mem, tx))
+	ep := &endpoint{cfg: cfg, seg: seg, dataBell: dataBell, spaceBell: spaceBell}
+	wr, err := ring.NewProducer(layout.Ring(seg.Mem(), tx), ep)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := ring.NewConsumer(layout.Ring(mem, rx))
+	cons, err := ring.NewConsumer(layout.Ring(seg.Mem(), rx), ep)
 	if err != nil {
 		return nil, err
 	}
-	ep := &endpoint{cfg: cfg, seg: seg, mem: mem, dataBell: dataBell, spaceBell: spaceBell,
-		wr: wr, rd: ring.NewReader(cons, server && cons.Position() > 0)}
+	ep.wr, ep.rd = wr, ring.NewReader(cons, server && cons.Position() > 0)
+	ep.rd.MaxMessage = uint64(cfg.MaxMessageSize)
+	ep.rwait = wake.NewWaiter(dataBell, cfg.SpinTime, cons)
+	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr)
 	if server && wr.Written() > 0 {
 		wr.Resume()
 	}
-	wr.Notify = ep.ringPeerData
-	cons.Notify = ep.ringPeerSpace
-	ep.rd.MaxMessage = uint64(cfg.MaxMessageSize)
-	ep.rd.Wait = ep.waitData
-	ep.waitSpaceFn = ep.waitSpace
-	ep.rwait = waiter{ep: ep, bell: dataBell, deadline: &ep.readDeadline, ready: cons.Ready,
-		sleep: cons.Sleep, awake: cons.Awake, read: true}
-	ep.wwait = waiter{ep: ep, bell: spaceBell, deadline: &ep.writeDeadline, ready: ep.spaceReady,
-		sleep: wr.Sleep, awake: wr.Awake}
 	return ep, nil
 }
 
 // newClientEndpoint allocates a link's memory, as a client does.
 func newClientEndpoint(cfg Config, name string) (_ *endpoint, err error) {
-	var undo []func() error
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
+	var undo cleanup
+	defer undo.onError(&err)
 	layout := ring.Layout{RingSize: [2]uint64{uint64(cfg.RingSize), uint64(cfg.RingSize)}}
-	seg, err := sys.CreateSegment("shmlink:"+name, int64(layout.Size()))
+	seg, err := sys.CreateSegment("shmlink:"+name, int(layout.Size()))
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, seg.Close)
-	mem, err := sys.Map(seg, int(layout.Size()))
+	undo.add(seg.Close)
+	if err := ring.Init(seg.Mem(), layout); err != nil {
+		return nil, err
+	}
+	data, space, err := newDoorbells(&undo)
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() error { return sys.Unmap(mem) })
-	if err := ring.Init(mem, layout); err != nil {
-		return nil, err
-	}
-	dataBell, err := wake.NewDoorbell()
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, dataBell.Close)
-	spaceBell, err := wake.NewDoorbell()
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, spaceBell.Close)
-	return newEndpoint(cfg, seg, mem, layout, false, dataBell, spaceBell)
+	return newEndpoint(cfg, seg, layout, false, data, space)
 }
 
-func (ep *endpoint) ringPeerData() {
+// newDoorbells makes an endpoint's two doorbells, leaving their release to
+// undo.
+func newDoorbells(undo *cleanup) (data, space *sys.Doorbell, err error) {
+	if data, err = sys.NewDoorbell(); err != nil {
+		return nil, nil, err
+	}
+	undo.add(data.Close)
+	if space, err = sys.NewDoorbell(); err != nil {
+		return nil, nil, err
+	}
+	undo.add(space.Close)
+	return data, space, nil
+}
+
+// WaitData implements ring.Waiter for the reader.
+func (ep *endpoint) WaitData(ctx context.Context) error {
+	ep.publishStats(true)
+	err := ep.rwait.Wait(ctx, deadline(&ep.readDeadline), ep.rd.Consumer().Ready,
+		func() error { return ep.stop(ctx, true) })
+	return waitErr(err)
+}
+
+// WaitSpace implements ring.Waiter for the writer.
+func (ep *endpoint) WaitSpace(ctx context.Context, need uint64) error {
+	ep.publishStats(false)
+	ready := func() (bool, error) {
+		f, err := ep.wr.Free()
+		return f >= need, err
+	}
+	err := ep.wwait.Wait(ctx, deadline(&ep.writeDeadline), ready,
+		func() error { return ep.stop(ctx, false) })
+	return waitErr(err)
+}
+
+// NotifyData implements ring.Waiter: it rings the peer's data doorbell, if
+// a peer is connected (a session's start rings it anyway).
+func (ep *endpoint) NotifyData() {
 	if s := ep.sess.Load(); s != nil {
 		s.peerData.Ring()
 	}
 }
 
-func (ep *endpoint) ringPeerSpace() {
+// NotifySpace implements ring.Waiter for the reader's releases.
+func (ep *endpoint) NotifySpace() {
 	if s := ep.sess.Load(); s != nil {
 		s.peerSpace.Ring()
 	}
+}
+
+func deadline(d *atomic.Int64) time.Time {
+	if ns := d.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// waitErr maps a doorbell closed under a waiter to the error of a closed
+// link: the endpoint is being freed.
+func waitErr(err error) error {
+	if err == wake.ErrClosed {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// stop reports why a wait must end: the link's state, the deadline or the
+// context. A reader whose peer has left still gets what is in the ring.
+func (ep *endpoint) stop(ctx context.Context, read bool) error {
+	if err := ep.stateErr(read); err != nil {
+		if read && (err == io.EOF || err == ErrPeerLost) {
+			if ok, rerr := ep.rd.Consumer().Ready(); ok || rerr != nil {
+				return rerr
+			}
+		}
+		return err
+	}
+	d := &ep.writeDeadline
+	if read {
+		d = &ep.readDeadline
+	}
+	if ns := d.Load(); ns != 0 && time.Now().UnixNano() >= ns {
+		return ErrTimeout
+	}
+	return ctx.Err()
 }
 
 // wakeAll makes every waiter of this endpoint re-check its state.
@@ -140,8 +196,8 @@ func (ep *endpoint) wakeAll() {
 }
 
 // stateErr returns why an operation cannot go on, or nil. For a reader,
-// the peer's departure is not an error until the ring is drained; the
-// waiter checks that.
+// the peer's departure is not an error until the ring is drained; stop
+// checks that.
 func (ep *endpoint) stateErr(read bool) error {
 	if ep.closed.Load() {
 		return net.ErrClosed
@@ -164,9 +220,10 @@ func (ep *endpoint) stateErr(read bool) error {
 	return nil
 }
 
-// fail poisons the endpoint after the peer broke the protocol: its memory
-// can no longer be trusted. The session is ended; the memory stays mapped
-// until close, since a reader may be in it.
+// fail is the one way a link fails: the peer broke the protocol, so its
+// memory can no longer be trusted. The session ends; the memory stays
+// mapped until close, since a reader may be in it. Every error that says
+// so passes through check, which calls fail.
 func (ep *endpoint) fail(err error) {
 	if !ep.failErr.CompareAndSwap(nil, &err) {
 		return
@@ -177,6 +234,14 @@ func (ep *endpoint) fail(err error) {
 	ep.wakeAll()
 }
 
+// check fails the endpoint if err says the peer corrupted the memory.
+func (ep *endpoint) check(err error) error {
+	if err != nil && errors.Is(err, ErrCorrupt) {
+		ep.fail(err)
+	}
+	return err
+}
+
 // close marks the endpoint closed, waits until no reader or writer is inside
 // the rings, runs last (with both locks held, e.g. to say goodbye after the
 // last data) and frees everything.
@@ -185,33 +250,20 @@ func (ep *endpoint) fail(err error) {
 func (ep *endpoint) close(last func()) (first bool) {
 	ep.closeOnce.Do(func() {
 		first = true
-		ep.doClose(last)
+		ep.closed.Store(true)
+		ep.wakeAll()
+		ep.wmu.Lock()
+		defer ep.wmu.Unlock()
+		ep.rmu.Lock()
+		defer ep.rmu.Unlock()
+		if last != nil {
+			last()
+		}
+		ep.seg.Close()
+		ep.dataBell.Close()
+		ep.spaceBell.Close()
 	})
 	return first
-}
-
-func (ep *endpoint) doClose(last func()) {
-	ep.closed.Store(true)
-	ep.wakeAll()
-	ep.wmu.Lock()
-	ep.rmu.Lock()
-	if last != nil {
-		last()
-	}
-	_ = sys.Unmap(ep.mem)
-	ep.mem = nil
-	ep.seg.Close()
-	ep.dataBell.Close()
-	ep.spaceBell.Close()
-	ep.rmu.Unlock()
-	ep.wmu.Unlock()
-}
-
-func (ep *endpoint) waitData() error             { return ep.rwait.wait() }
-func (ep *endpoint) waitSpace(need uint64) error { ep.spaceFor = need; return ep.wwait.wait() }
-func (ep *endpoint) spaceReady() (bool, error) {
-	f, err := ep.wr.Free()
-	return f >= ep.spaceFor, err
 }
 
 // writeMessage is WriteMessage for any session of the endpoint.
@@ -224,18 +276,10 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	if err := ep.stateErr(false); err != nil {
 		return err
 	}
-	ep.wwait.ctx = ctx
-	err := ep.wr.WriteMessage(b, ep.waitSpaceFn)
-	ep.wwait.ctx = nil
-	return ep.check(err)
-}
-
-// check fails the endpoint if err says the peer corrupted the memory.
-func (ep *endpoint) check(err error) error {
-	if err != nil && errors.Is(err, ring.ErrCorrupt) {
-		ep.fail(err)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return err
+	return ep.check(ep.wr.WriteMessage(ctx, b))
 }
 
 // lockRead takes the reader lock unless the endpoint is closed (its memory
@@ -249,14 +293,18 @@ func (ep *endpoint) lockRead() error {
 	return nil
 }
 
+// readMessage is ReadMessageContext for any session of the endpoint. A
+// context that is already done takes nothing, even from a full ring: a
+// Link closing must not consume messages it will not deliver.
 func (ep *endpoint) readMessage(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := ep.lockRead(); err != nil {
 		return nil, err
 	}
 	defer ep.rmu.Unlock()
-	ep.rwait.ctx = ctx
-	m, err := ep.rd.ReadMessage()
-	ep.rwait.ctx = nil
+	m, err := ep.rd.ReadMessage(ctx)
 	return m, ep.check(err)
 }
 
@@ -265,7 +313,10 @@ func (ep *endpoint) readInto(b []byte) (int, error) {
 		return 0, err
 	}
 	defer ep.rmu.Unlock()
-	n, err := ep.rd.ReadInto(b)
+	n, err := ep.rd.ReadInto(context.Background(), b)
+	if sb, ok := err.(*ring.ShortBufferError); ok {
+		return 0, &ShortBufferError{Need: int(sb.Need)}
+	}
 	return n, ep.check(err)
 }
 
@@ -274,6 +325,6 @@ func (ep *endpoint) read(b []byte) (int, error) {
 		return 0, err
 	}
 	defer ep.rmu.Unlock()
-	n, err := ep.rd.Read(b)
+	n, err := ep.rd.Read(context.Background(), b)
 	return n, ep.check(err)
 }

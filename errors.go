@@ -2,49 +2,64 @@ package shmlink
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"runtime"
 
 	"github.com/shmlink/shmlink/internal/ring"
 )
 
-// Errors returned by shmlink, for use with errors.Is. Most arrive wrapped
-// with context (a *net.OpError from Conn methods).
+// Errors returned by shmlink, for use with errors.Is.
+//
+// The rule for every error this package returns: a sentinel says what
+// happened, without a prefix; it reaches the caller wrapped exactly once
+// with the operation and the name, either as "shmlink: dial "NAME": ..."
+// (Listen, Dial, Open, Probe, a Link's methods) or as a *net.OpError with
+// Net "shmlink" (Conn and Listener methods, as the net package does). The
+// causes below a sentinel stay in the chain, so errors.Is also finds the
+// underlying context or OS error. io.EOF is returned bare, as io.Reader
+// requires.
 var (
+	// ErrUnsupported is returned by every entry point on an operating
+	// system without a backend yet. It matches errors.ErrUnsupported.
+	ErrUnsupported = fmt.Errorf("not supported on %s yet: %w", runtime.GOOS, errors.ErrUnsupported)
+
 	// ErrInvalidName reports a link name that is empty, too long, or has
 	// characters outside [A-Za-z0-9._+@:-] (or, for an absolute path, one
 	// that is not clean).
-	ErrInvalidName = errors.New("shmlink: invalid link name")
+	ErrInvalidName = errors.New("invalid link name")
 
 	// ErrInvalidConfig reports a Config field out of range.
-	ErrInvalidConfig = errors.New("shmlink: invalid config")
+	ErrInvalidConfig = errors.New("invalid config")
 
 	// ErrNoServer reports a Dial to a name nobody listens on.
-	ErrNoServer = errors.New("shmlink: no server listening")
+	ErrNoServer = errors.New("no server listening")
 
 	// ErrAddrInUse reports a Listen on a name a live server already has.
-	ErrAddrInUse = errors.New("shmlink: name in use by a live server")
+	ErrAddrInUse = errors.New("name in use by a live server")
 
 	// ErrPermission reports a peer refused by the credential check, on
-	// either side.
-	ErrPermission = errors.New("shmlink: peer not permitted")
+	// either side, or a name this user may not connect to.
+	ErrPermission = errors.New("peer not permitted")
 
 	// ErrHandshake reports a failed handshake: the peer spoke another
 	// version or sent something invalid.
-	ErrHandshake = errors.New("shmlink: handshake failed")
+	ErrHandshake = errors.New("handshake failed")
 
 	// ErrPeerClosed is returned by writes after the peer closed the link
 	// cleanly. Reads return io.EOF once all the peer's data is read.
-	ErrPeerClosed = errors.New("shmlink: peer closed the link")
+	ErrPeerClosed = errors.New("peer closed the link")
 
 	// ErrNoPeer is returned by the Send of a Link configured with FailFast
 	// while no peer is connected.
-	ErrNoPeer = errors.New("shmlink: no peer connected")
+	ErrNoPeer = errors.New("no peer connected")
 
 	// ErrPeerLost reports that the peer vanished without closing: its
 	// process died or was killed. Reads first return everything the peer
 	// had committed.
-	ErrPeerLost = errors.New("shmlink: peer lost")
+	ErrPeerLost = errors.New("peer lost")
 
 	// ErrCorrupt reports that the peer broke the shared-memory protocol;
 	// the link is closed.
@@ -61,14 +76,32 @@ var (
 )
 
 // ShortBufferError is returned by ReadMessageInto when the next message does
-// not fit; nothing was consumed. It matches io.ErrShortBuffer.
-type ShortBufferError = ring.ShortBufferError
+// not fit the buffer; nothing was consumed. It matches io.ErrShortBuffer.
+type ShortBufferError struct {
+	Need int // the length of the next message: the buffer it needs
+}
+
+func (e *ShortBufferError) Error() string {
+	return fmt.Sprintf("short buffer: next message needs %d bytes", e.Need)
+}
+
+// Is makes a ShortBufferError match io.ErrShortBuffer.
+func (e *ShortBufferError) Is(target error) bool { return target == io.ErrShortBuffer }
 
 type timeoutError struct{}
 
-func (timeoutError) Error() string   { return "shmlink: i/o timeout" }
+func (timeoutError) Error() string   { return "i/o timeout" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 func (timeoutError) Is(target error) bool {
 	return target == os.ErrDeadlineExceeded
+}
+
+// opErr wraps the error of an entry point that names a link: the one place
+// the "shmlink:" prefix is added.
+func opErr(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("shmlink: %s %q: %w", op, name, err)
 }

@@ -89,7 +89,7 @@ func childEchoServer(args []string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
 	for i := 0; i != limit; i++ {
-		c, err := l.AcceptLink()
+		c, err := l.AcceptConn()
 		if err != nil {
 			return err
 		}

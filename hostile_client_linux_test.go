@@ -29,7 +29,7 @@ var clientDamage = map[string]func(p *rawPeer) error{
 		if err != nil {
 			return err
 		}
-		if err := pr.WriteMessage([]byte("hello"), noWait); err != nil {
+		if err := pr.WriteMessage(context.Background(), []byte("hello")); err != nil {
 			return err
 		}
 		if err := p.step(); err != nil {
@@ -84,7 +84,7 @@ var clientDamage = map[string]func(p *rawPeer) error{
 		if err != nil {
 			return err
 		}
-		return pr.WriteMessage([]byte("intact"), noWait)
+		return pr.WriteMessage(context.Background(), []byte("intact"))
 	},
 	"resize": func(p *rawPeer) error {
 		// The seals must stop us from shrinking (SIGBUS in the server)
@@ -99,7 +99,7 @@ var clientDamage = map[string]func(p *rawPeer) error{
 		if err != nil {
 			return err
 		}
-		return pr.WriteMessage([]byte("intact"), noWait)
+		return pr.WriteMessage(context.Background(), []byte("intact"))
 	},
 }
 
@@ -117,8 +117,6 @@ func split(p *rawPeer) error {
 	p.publish(n + m)
 	return nil
 }
-
-func noWait(uint64) error { return errors.New("ring full") }
 
 // childHostileClient: args are the socket path and a clientDamage key.
 func childHostileClient(args []string) error {

@@ -48,9 +48,10 @@ type Handlers struct {
 	OnError func(err error)
 }
 
-// Link is the seeds' long-lived link: one object per side, three handlers
-// and a Send method. A background goroutine reads messages and calls the
-// handlers, and the link reconnects by itself whenever the peer comes back.
+// Link is a long-lived link in the style of an event-driven program: one
+// object per side, three handlers and a Send method. Goroutines of its own
+// read messages and call the handlers, and the link reconnects by itself
+// whenever the peer comes back.
 type Link struct {
 	name   string
 	role   Role
@@ -60,24 +61,27 @@ type Link struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	status atomic.Int32
-	wg     sync.WaitGroup
 	once   sync.Once
-	unhook func() bool // stops watching Open's context; under mu
 
-	// Client role: one endpoint for the link's whole life.
-	ep         *endpoint
-	clientDone chan struct{} // closed when runClient returns
+	// The link's goroutines are counted so that Close can wait for them;
+	// one inside a handler does not count, so a handler may call Close.
+	mu         sync.Mutex
+	idle       sync.Cond // on mu: signalled when running drops
+	running    int       // goroutines neither exited nor inside a handler
+	inHandler  bool
+	closed     bool        // Close has begun: no handler starts any more
+	finalLater bool        // the handler running now delivers StatusClosed after it
+	unhook     func() bool // stops watching Open's context
 
-	// Server role: the listener and the current session.
+	// Client role: one endpoint for the link's whole life, and the
+	// session over it now (under mu).
+	ep   *endpoint
+	conn *Conn
+
+	// Server role: the listener and the current session (under mu).
 	ln        *Listener
-	mu        sync.Mutex
-	cur       *serverSession
+	cur       *Conn
 	connected chan struct{} // closed when a session starts; replaced when it ends
-}
-
-// serverSession is a server-role link's current client.
-type serverSession struct {
-	c *Conn
 }
 
 // Open sets up a link on name and returns at once; it does not wait for the
@@ -86,20 +90,25 @@ type serverSession struct {
 func Open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) (*Link, error) {
 	l, err := open(ctx, name, role, h, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("shmlink: open %s %q: %w", role, name, err)
+		return nil, opErr("open "+role.String(), name, err)
 	}
 	return l, nil
 }
 
 func open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) (*Link, error) {
+	if err := platformCheck(); err != nil {
+		return nil, err
+	}
 	conf, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := socketPath(name); err != nil {
+	path, err := endpointPath(name)
+	if err != nil {
 		return nil, err
 	}
 	l := &Link{name: name, role: role, cfg: conf, h: h, connected: make(chan struct{})}
+	l.idle.L = &l.mu
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	switch role {
 	case RoleClient:
@@ -107,18 +116,15 @@ func open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) 
 			return nil, err
 		}
 		l.ep.persistent = true
-		l.clientDone = make(chan struct{})
-		l.wg.Add(2)
-		go l.runClient()
-		go l.readClient()
+		l.run(func() { l.runClient(path) })
+		l.run(l.readClient)
 	case RoleServer:
-		if l.ln, err = Listen(name, cfg); err != nil {
+		if l.ln, err = listen(name, cfg); err != nil {
 			return nil, err
 		}
-		l.wg.Add(1)
-		go l.runServer()
+		l.run(l.runServer)
 	default:
-		return nil, fmt.Errorf("unknown role %d", role)
+		return nil, fmt.Errorf("%w: unknown role %d", ErrInvalidConfig, role)
 	}
 	unhook := context.AfterFunc(ctx, func() { l.Close() })
 	l.mu.Lock()
@@ -127,11 +133,27 @@ func open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) 
 	return l, nil
 }
 
+// run starts one of the link's goroutines.
+func (l *Link) run(f func()) {
+	l.mu.Lock()
+	l.running++
+	l.mu.Unlock()
+	go func() {
+		defer func() {
+			l.mu.Lock()
+			l.running--
+			l.idle.Broadcast()
+			l.mu.Unlock()
+		}()
+		f()
+	}()
+}
+
 // Status returns the link's current status.
 func (l *Link) Status() Status { return Status(l.status.Load()) }
 
 func (l *Link) setStatus(s Status) {
-	if Status(l.status.Swap(int32(s))) == s {
+	if l.closing() || Status(l.status.Swap(int32(s))) == s {
 		return
 	}
 	l.call(func() {
@@ -141,10 +163,42 @@ func (l *Link) setStatus(s Status) {
 	})
 }
 
+// call runs a handler, unless Close has begun. Handlers never run two at
+// once. While one runs, its goroutine does not count for Close.
 func (l *Link) call(f func()) {
 	l.hmu.Lock()
 	defer l.hmu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.running--
+	l.inHandler = true
+	l.idle.Broadcast()
+	l.mu.Unlock()
+
 	f()
+
+	l.mu.Lock()
+	l.running++
+	l.inHandler = false
+	final := l.finalLater
+	l.mu.Unlock()
+	if final {
+		l.deliverClosed()
+	}
+}
+
+// deliverClosed gives OnStatus its last call; the caller holds hmu.
+func (l *Link) deliverClosed() {
+	if l.Status() == StatusFailed {
+		return // that was the last status
+	}
+	l.status.Store(int32(StatusClosed))
+	if l.h.OnStatus != nil {
+		l.h.OnStatus(StatusClosed)
+	}
 }
 
 func (l *Link) onError(err error) {
@@ -177,24 +231,26 @@ func (l *Link) pause(d time.Duration) {
 
 // runClient keeps a client-role link connected: it waits for a server,
 // hands it the link's memory, and starts over when the server goes.
-func (l *Link) runClient() {
-	defer l.wg.Done()
-	defer close(l.clientDone)
+func (l *Link) runClient(path string) {
 	backoff := 10 * time.Millisecond
 	for !l.closing() {
-		c, err := connect(l.ctx, l.name, l.ep, true)
+		c, err := connect(l.ctx, l.name, path, l.ep, true)
 		if err != nil {
 			if l.closing() {
 				return
 			}
 			// A refusal (permissions, a foreign version) may be fixed
 			// by a restarted server; retry, slowly.
-			l.onError(fmt.Errorf("shmlink: link %q: %w", l.name, err))
+			l.onError(opErr("link", l.name, err))
 			l.pause(backoff)
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
 		backoff = 10 * time.Millisecond
+		// Close ends the session it finds here, with a goodbye.
+		l.mu.Lock()
+		l.conn = c
+		l.mu.Unlock()
 		c.start()
 		l.setStatus(StatusConnected)
 		select {
@@ -202,9 +258,12 @@ func (l *Link) runClient() {
 		case <-l.ctx.Done():
 		}
 		if l.closing() {
-			return // Close ends the session
+			return
 		}
 		st := c.Status()
+		l.mu.Lock()
+		l.conn = nil
+		l.mu.Unlock()
 		c.end(false)
 		if st == StatusFailed || l.ep.failErr.Load() != nil {
 			return // readClient reports it
@@ -217,22 +276,20 @@ func (l *Link) runClient() {
 // readClient delivers messages for the link's whole life; between
 // sessions it simply finds the ring empty and sleeps.
 func (l *Link) readClient() {
-	defer l.wg.Done()
 	for {
-		m, err := l.ep.readMessage(context.Background())
+		m, err := l.ep.readMessage(l.ctx)
 		switch {
 		case err == nil:
 			l.onMessage(m)
 		case errors.Is(err, ErrMessageTooLarge):
-			l.onError(err)
-		case errors.Is(err, net.ErrClosed):
+			l.onError(opErr("link", l.name, err))
+		case l.closing() || errors.Is(err, net.ErrClosed):
 			return
 		default:
-			// The peer broke the protocol: the memory cannot be trusted
-			// any more, so the link is over.
-			l.ep.fail(err)
+			// The peer broke the protocol (the endpoint has failed): the
+			// memory cannot be trusted any more, so the link is over.
 			l.setStatus(StatusFailed)
-			l.onError(err)
+			l.onError(opErr("link", l.name, err))
 			l.cancel()
 			return
 		}
@@ -241,20 +298,25 @@ func (l *Link) readClient() {
 
 // runServer serves one client at a time.
 func (l *Link) runServer() {
-	defer l.wg.Done()
 	for !l.closing() {
 		c, err := l.ln.AcceptContext(l.ctx)
 		if err != nil {
 			if l.closing() {
 				return
 			}
-			l.onError(err)
+			l.onError(opErr("link", l.name, err))
 			l.pause(10 * time.Millisecond)
 			continue
 		}
-		sess := &serverSession{c: c}
+		// Close ends the session it finds here; one accepted after Close
+		// looked is ended now.
 		l.mu.Lock()
-		l.cur = sess
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.cur = c
 		close(l.connected)
 		l.mu.Unlock()
 		l.setStatus(StatusConnected)
@@ -277,15 +339,15 @@ func (l *Link) runServer() {
 // everything it sent is read.
 func (l *Link) readServer(c *Conn) {
 	for {
-		m, err := c.ReadMessage()
+		m, err := c.ep.readMessage(l.ctx)
 		switch {
 		case err == nil:
 			l.onMessage(m)
 		case errors.Is(err, ErrMessageTooLarge):
-			l.onError(err)
+			l.onError(opErr("link", l.name, err))
 		default:
 			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrHandshake) {
-				l.onError(err)
+				l.onError(opErr("link", l.name, err))
 			}
 			return
 		}
@@ -299,10 +361,16 @@ func (l *Link) readServer(c *Conn) {
 // ErrPeerClosed if its client leaves.
 func (l *Link) Send(msg []byte) error { return l.SendContext(context.Background(), msg) }
 
-// SendContext is Send that gives up when ctx is done.
+// SendContext is Send that gives up when ctx is done. Every error it
+// returns reads "shmlink: send "NAME": ..." and wraps the cause: ErrNoPeer,
+// ErrPeerLost, ErrMessageTooLarge, net.ErrClosed, ctx.Err() and so on.
 func (l *Link) SendContext(ctx context.Context, msg []byte) error {
+	return opErr("send", l.name, l.send(ctx, msg))
+}
+
+func (l *Link) send(ctx context.Context, msg []byte) error {
 	if l.closing() {
-		return fmt.Errorf("shmlink: send on link %q: %w", l.name, net.ErrClosed)
+		return net.ErrClosed
 	}
 	if l.role == RoleClient {
 		limit := uint64(l.cfg.MaxMessageSize)
@@ -310,74 +378,86 @@ func (l *Link) SendContext(ctx context.Context, msg []byte) error {
 		if s != nil {
 			limit = s.maxSend
 		}
-		if l.cfg.FailFast && (s == nil || s.Status() != StatusConnected) {
-			return fmt.Errorf("shmlink: send on link %q: %w", l.name, ErrNoPeer)
+		if l.cfg.FailFast && (s == nil || s.status() != StatusConnected) {
+			return ErrNoPeer
 		}
-		if err := l.ep.writeMessage(ctx, msg, limit); err != nil {
-			return fmt.Errorf("shmlink: send on link %q: %w", l.name, err)
-		}
-		return nil
+		return l.ep.writeMessage(ctx, msg, limit)
 	}
 	for {
 		l.mu.Lock()
-		sess, ready := l.cur, l.connected
+		c, ready := l.cur, l.connected
 		l.mu.Unlock()
-		if sess != nil {
+		if c != nil {
 			// If this client goes away, the error says so: the message was
 			// meant for it, and a handler calling Send must not wait for a
 			// next client that cannot come while it runs.
-			return sess.c.WriteMessageContext(ctx, msg)
+			return c.ep.writeMessage(ctx, msg, c.maxSend)
 		}
 		if l.cfg.FailFast {
-			return fmt.Errorf("shmlink: send on link %q: %w", l.name, ErrNoPeer)
+			return ErrNoPeer
 		}
 		select {
 		case <-ready:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-l.ctx.Done():
-			return fmt.Errorf("shmlink: send on link %q: %w", l.name, net.ErrClosed)
+			return net.ErrClosed
 		}
 	}
 }
 
 // Close closes the link: the peer gets a clean goodbye after everything
-// sent so far, the background goroutines stop, and every resource of the
-// link is released. OnStatus receives StatusClosed last.
+// sent so far, the link's goroutines stop, and every resource of the link
+// is released. OnStatus receives StatusClosed last.
+//
+// Close may be called from a handler. It then returns without waiting for
+// that handler's goroutine, which stops once the handler returns, and
+// StatusClosed is delivered after the handler returns.
 func (l *Link) Close() error {
-	err := fmt.Errorf("shmlink: close link %q: %w", l.name, net.ErrClosed)
+	err := opErr("close", l.name, net.ErrClosed)
 	l.once.Do(func() {
 		err = nil
 		l.mu.Lock()
+		l.closed = true
 		unhook := l.unhook
 		l.mu.Unlock()
 		if unhook != nil {
 			unhook()
 		}
 		l.cancel()
-		switch l.role {
-		case RoleClient:
-			// A handshake may be completing right now; runClient
-			// installs its session before it returns, and then the
-			// session gets its goodbye below.
-			<-l.clientDone
-			l.ep.close(func() {
-				if s := l.ep.sess.Load(); s != nil {
-					s.end(true)
-				}
-			})
-		case RoleServer:
+		if l.role == RoleServer {
 			l.ln.Close()
 			l.mu.Lock()
-			sess := l.cur
+			c := l.cur
 			l.mu.Unlock()
-			if sess != nil {
-				sess.c.Close()
+			if c != nil {
+				c.Close()
 			}
 		}
-		l.wg.Wait()
-		if l.Status() != StatusFailed {
-			l.setStatus(StatusClosed)
+		// A client's handshake may be completing right now; runClient
+		// installs its session before it stops, and the session gets its
+		// goodbye below.
+		l.mu.Lock()
+		for l.running > 0 {
+			l.idle.Wait()
+		}
+		inHandler := l.inHandler
+		l.finalLater = inHandler
+		l.mu.Unlock()
+		if l.role == RoleClient {
+			l.ep.close(func() {
+				l.mu.Lock()
+				c := l.conn
+				l.mu.Unlock()
+				if c != nil {
+					c.end(true)
+				}
+			})
+		}
+		if !inHandler {
+			l.hmu.Lock()
+			l.deliverClosed()
+			l.hmu.Unlock()
 		}
 	})
 	return err

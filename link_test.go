@@ -104,7 +104,7 @@ func TestEchoAllSizesFromServer(t *testing.T) {
 	}
 	defer l.Close()
 	startChild(t, "echo-client", "rev")
-	c, err := l.AcceptLink()
+	c, err := l.AcceptConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestZeroLengthAndEOF(t *testing.T) {
 	}
 	defer l.Close()
 	ch := startChild(t, "echo-client", "z")
-	c, err := l.AcceptLink()
+	c, err := l.AcceptConn()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/sys"
-	"github.com/shmlink/shmlink/internal/wake"
 	"github.com/shmlink/shmlink/internal/wire"
 )
 
@@ -26,7 +24,7 @@ type Listener struct {
 	cfg     Config
 	name    string
 	path    string
-	ln      *net.UnixListener
+	ln      *sys.Listener
 	since   time.Time
 	ready   chan *Conn
 	done    chan struct{}
@@ -35,119 +33,88 @@ type Listener struct {
 	clients atomic.Int32
 
 	hsMu        sync.Mutex
-	handshaking map[*net.UnixConn]struct{} // connections mid-handshake
+	handshaking map[*sys.Conn]struct{} // connections mid-handshake
 	closing     bool
 }
 
 // Listen starts serving links on name. A name is a plain name (see
-// RuntimeDir for where its socket lives) or an absolute socket path. If a
-// live server already has the name, Listen fails with ErrAddrInUse; a socket
-// left behind by a dead server is replaced.
+// RuntimeDir for where it lives) or an absolute path. If a live server
+// already has the name, Listen fails with ErrAddrInUse; a name left behind
+// by a dead server is taken over.
 func Listen(name string, cfg *Config) (*Listener, error) {
 	l, err := listen(name, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("shmlink: listen %q: %w", name, err)
+		return nil, opErr("listen", name, err)
 	}
 	return l, nil
 }
 
 func listen(name string, cfg *Config) (*Listener, error) {
+	if err := platformCheck(); err != nil {
+		return nil, err
+	}
 	conf, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	path, err := socketPath(name)
+	path, err := endpointPath(name)
 	if err != nil {
 		return nil, err
 	}
-	// The lock makes check-remove-bind atomic against another Listen on
-	// the same directory; the kernel drops it if we die holding it.
-	unlock, err := sys.LockDir(filepath.Dir(path))
+	ln, err := sys.Listen(path, len(conf.AllowUIDs)+len(conf.AllowGIDs) > 0)
+	if errors.Is(err, sys.ErrInUse) {
+		return nil, ErrAddrInUse
+	}
 	if err != nil {
 		return nil, err
-	}
-	defer unlock()
-	if err := removeStale(path); err != nil {
-		return nil, err
-	}
-	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
-	if err != nil {
-		return nil, err
-	}
-	if len(conf.AllowUIDs)+len(conf.AllowGIDs) > 0 {
-		// Others must be able to connect; the credential check decides.
-		if err := os.Chmod(path, 0o666); err != nil {
-			ln.Close()
-			return nil, err
-		}
 	}
 	l := &Listener{cfg: conf, name: name, path: path, ln: ln, since: time.Now(),
 		ready: make(chan *Conn, acceptBacklog), done: make(chan struct{}),
-		handshaking: make(map[*net.UnixConn]struct{})}
+		handshaking: make(map[*sys.Conn]struct{})}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
 }
 
-// removeStale removes a socket file nobody listens on, and refuses a name
-// that a live server holds.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	c, err := net.DialTimeout("unixpacket", path, time.Second)
-	if err == nil {
-		c.Close()
-		return ErrAddrInUse
-	}
-	if !sys.IsConnRefused(err) {
-		return fmt.Errorf("probe existing socket: %w", err)
-	}
-	return os.Remove(path)
-}
-
 // Addr returns the listener's address.
 func (l *Listener) Addr() net.Addr { return &Addr{Name: l.name, Path: l.path, PID: os.Getpid()} }
 
-// Accept waits for the next link. It implements net.Listener; AcceptLink
+// Accept waits for the next link. It implements net.Listener; AcceptConn
 // returns the *Conn without the interface.
-func (l *Listener) Accept() (net.Conn, error) { return l.AcceptLink() }
+func (l *Listener) Accept() (net.Conn, error) { return l.AcceptConn() }
 
-// AcceptLink waits for the next link and returns it.
-func (l *Listener) AcceptLink() (*Conn, error) { return l.AcceptContext(context.Background()) }
+// AcceptConn waits for the next link and returns it.
+func (l *Listener) AcceptConn() (*Conn, error) { return l.AcceptContext(context.Background()) }
 
-// AcceptContext is AcceptLink that gives up when ctx is done.
+// AcceptContext is AcceptConn that gives up when ctx is done.
 func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error) {
 	select {
 	case c := <-l.ready:
 		return c, nil
 	case <-l.done:
-		return nil, &net.OpError{Op: "accept", Net: "shmlink", Addr: l.Addr(), Err: net.ErrClosed}
+		return nil, l.opError("accept", net.ErrClosed)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, l.opError("accept", ctx.Err())
 	}
 }
 
-// Close stops listening and removes the socket file. Links already
-// accepted stay open; links handshaken but not yet accepted are closed.
+func (l *Listener) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "shmlink", Addr: l.Addr(), Err: err}
+}
+
+// Close stops listening and removes the name. Links already accepted stay
+// open; links handshaken but not yet accepted are closed.
 func (l *Listener) Close() error {
-	err := fmt.Errorf("shmlink: close listener %q: %w", l.name, net.ErrClosed)
+	err := l.opError("close", net.ErrClosed)
 	l.once.Do(func() {
 		err = nil
 		close(l.done)
-		l.ln.Close() // net removes the socket file it created
+		l.ln.Close()
 		// Close must not wait for a client that stalls mid-handshake.
 		l.hsMu.Lock()
 		l.closing = true
-		for sock := range l.handshaking {
-			sock.SetDeadline(time.Unix(1, 0))
+		for ctl := range l.handshaking {
+			ctl.SetDeadline(time.Unix(1, 0))
 		}
 		l.hsMu.Unlock()
 		l.wg.Wait()
@@ -167,7 +134,7 @@ func (l *Listener) Close() error {
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	for {
-		sock, err := l.ln.AcceptUnix()
+		ctl, err := l.ln.Accept()
 		if err != nil {
 			select {
 			case <-l.done:
@@ -188,14 +155,14 @@ func (l *Listener) acceptLoop() {
 		l.wg.Add(1)
 		// The handshake's deadline is set before the connection is
 		// tracked, so that a Close cutting it off has the last word.
-		sock.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
-		l.trackHandshake(sock, true)
+		ctl.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
+		l.trackHandshake(ctl, true)
 		go func() {
 			defer l.wg.Done()
-			c, err := l.handshake(sock)
-			l.trackHandshake(sock, false)
+			c, err := l.handshake(ctl)
+			l.trackHandshake(ctl, false)
 			if err != nil {
-				sock.Close()
+				ctl.Close()
 				return
 			}
 			if c == nil {
@@ -213,128 +180,138 @@ func (l *Listener) acceptLoop() {
 // trackHandshake records (add) or forgets a connection whose handshake is
 // in flight, so that Close can cut it off. Only connections still in the
 // handshake are touched: a finished one may be a live link.
-func (l *Listener) trackHandshake(sock *net.UnixConn, add bool) {
+func (l *Listener) trackHandshake(ctl *sys.Conn, add bool) {
 	l.hsMu.Lock()
 	defer l.hsMu.Unlock()
 	if !add {
-		delete(l.handshaking, sock)
+		delete(l.handshaking, ctl)
 		return
 	}
 	if l.closing {
-		sock.SetDeadline(time.Unix(1, 0))
+		ctl.SetDeadline(time.Unix(1, 0))
 	}
-	l.handshaking[sock] = struct{}{}
+	l.handshaking[ctl] = struct{}{}
 }
 
-// handshake runs the server side of the handshake on a new connection. A
-// client that breaks the rules gets a Reject saying why, when it can be
-// told, and nothing is kept of what it sent.
+// handshake runs the server side of the handshake on a new connection:
+// read the client's hello, attach the memory it sent, welcome it. A client
+// that breaks the rules gets a Reject saying why, when it can be told, and
+// nothing is kept of what it sent. A probe is answered and gets a nil Conn.
 //
 // The caller has set the handshake's deadline.
-func (l *Listener) handshake(sock *net.UnixConn) (_ *Conn, err error) {
-	reject := func(code uint16, why error) error {
-		_ = sys.SendMsg(sock, wire.Encode(nil, wire.Msg{Type: wire.Reject, Code: code, Reason: why.Error()}))
-		return why
-	}
-	cred, err := sys.PeerCred(sock)
+func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
+	cred, hello, hs, err := l.readHello(ctl)
 	if err != nil {
 		return nil, err
 	}
-	var buf [256]byte
-	n, files, err := sys.RecvMsg(sock, buf[:], wire.Hello.Files())
-	if errors.Is(err, sys.ErrTooManyFiles) {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var cleanup []func() error
-	for _, f := range files {
-		cleanup = append(cleanup, f.Close)
-	}
-	defer func() {
-		if err != nil {
-			for i := len(cleanup) - 1; i >= 0; i-- {
-				cleanup[i]()
-			}
-		}
-	}()
-	m, err := wire.Decode(buf[:n], len(files))
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	if m.Version != wire.Version {
-		return nil, reject(wire.RejectVersion, fmt.Errorf("version %d not supported, server speaks %d", m.Version, wire.Version))
-	}
-	if !l.cfg.admits(cred) {
-		return nil, reject(wire.RejectPermission, fmt.Errorf("uid %d gid %d not allowed", cred.UID, cred.GID))
-	}
-	switch m.Type {
-	case wire.Probe:
-		info := wire.Msg{Type: wire.Info, PID: uint32(os.Getpid()), Clients: uint32(l.clients.Load()), Since: l.since.UnixNano()}
-		_ = sys.SendMsg(sock, wire.Encode(nil, info))
-		sock.Close()
+	if hello.Type == wire.Probe {
+		l.answerProbe(ctl)
 		return nil, nil
-	case wire.Hello:
-	default:
-		return nil, reject(wire.RejectSegment, fmt.Errorf("expected hello, got %s", m.Type))
 	}
+	ep, p, err := l.attach(hs)
+	if err != nil {
+		return nil, reject(ctl, wire.RejectSegment, err)
+	}
+	var undo cleanup
+	defer undo.onError(&err)
+	undo.add(func() error { ep.close(nil); p.peerData.Close(); return p.peerSpace.Close() })
 
-	seg := files[0]
-	size, err := sys.CheckSegment(seg)
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	if size < ring.HeaderSize || size > ring.HeaderSize+2*ring.MaxRingSize {
-		return nil, reject(wire.RejectSegment, fmt.Errorf("segment of %d bytes is outside [%d, %d]",
-			size, ring.HeaderSize, ring.HeaderSize+2*ring.MaxRingSize))
-	}
-	mem, err := sys.Map(seg, int(size))
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	cleanup = append(cleanup, func() error { return sys.Unmap(mem) })
-	layout, err := ring.Parse(mem)
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	peerData, err := wake.NewBell(files[1])
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	peerSpace, err := wake.NewBell(files[2])
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
-	dataBell, err := wake.NewDoorbell()
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, dataBell.Close)
-	spaceBell, err := wake.NewDoorbell()
-	if err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, spaceBell.Close)
-	ep, err := newEndpoint(l.cfg, seg, mem, layout, true, dataBell, spaceBell)
-	if err != nil {
-		return nil, reject(wire.RejectSegment, err)
-	}
 	welcome := wire.Encode(nil, wire.Msg{Type: wire.Welcome, PID: uint32(os.Getpid()),
 		MaxMessage: uint64(l.cfg.MaxMessageSize)})
-	if err := sys.SendMsg(sock, welcome, dataBell.File(), spaceBell.File()); err != nil {
+	if err := ctl.Send(welcome, ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, err
 	}
-	sock.SetDeadline(time.Time{})
-	c := newConn(ep, session{
-		sock:   sock,
-		local:  &Addr{Name: l.name, Path: l.path, PID: os.Getpid()},
-		remote: &Addr{Name: l.name, Path: l.path, PID: cred.PID},
-		cred:   cred, maxSend: m.MaxMessage,
-		peerData: peerData, peerSpace: peerSpace,
-	})
+	ctl.SetDeadline(time.Time{})
+	p.local = &Addr{Name: l.name, Path: l.path, PID: os.Getpid()}
+	p.remote = &Addr{Name: l.name, Path: l.path, PID: cred.PID}
+	p.cred, p.maxSend = cred, hello.MaxMessage
+	c := newConn(ep, ctl, p)
 	l.clients.Add(1)
 	c.onClose = func() { l.clients.Add(-1) }
 	c.start()
 	return c, nil
+}
+
+// reject tells the client why it is refused, if it can, and returns why.
+func reject(ctl *sys.Conn, code uint16, why error) error {
+	_ = ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Reject, Code: code, Reason: why.Error()}))
+	return why
+}
+
+// readHello reads the client's first packet, a hello or a probe, and checks
+// it and the client's credentials. The handles come with a hello only; on
+// error none are kept.
+func (l *Listener) readHello(ctl *sys.Conn) (cred sys.Cred, m wire.Msg, hs []sys.Handle, err error) {
+	if cred, err = ctl.PeerCred(); err != nil {
+		return cred, m, nil, err
+	}
+	var buf [256]byte
+	n, hs, err := ctl.Recv(buf[:], wire.Hello.Handles())
+	if errors.Is(err, sys.ErrTooManyHandles) {
+		return cred, m, nil, reject(ctl, wire.RejectSegment, err)
+	}
+	if err != nil {
+		return cred, m, nil, err
+	}
+	m, err = wire.Decode(buf[:n], len(hs))
+	switch {
+	case err != nil:
+		err = reject(ctl, wire.RejectSegment, err)
+	case m.Version != wire.Version:
+		err = reject(ctl, wire.RejectVersion, fmt.Errorf("version %d not supported, server speaks %d", m.Version, wire.Version))
+	case !l.cfg.admits(cred):
+		err = reject(ctl, wire.RejectPermission, fmt.Errorf("uid %d gid %d not allowed", cred.UID, cred.GID))
+	case m.Type != wire.Hello && m.Type != wire.Probe:
+		err = reject(ctl, wire.RejectSegment, fmt.Errorf("expected hello, got %s", m.Type))
+	}
+	if err != nil {
+		sys.CloseHandles(hs)
+		return cred, m, nil, err
+	}
+	return cred, m, hs, nil
+}
+
+// answerProbe tells a prober who this listener is, and hangs up.
+func (l *Listener) answerProbe(ctl *sys.Conn) {
+	info := wire.Msg{Type: wire.Info, PID: uint32(os.Getpid()), Clients: uint32(l.clients.Load()),
+		Since: l.since.UnixNano()}
+	_ = ctl.Send(wire.Encode(nil, info))
+	ctl.Close()
+}
+
+// attach checks and maps the segment a hello carried, takes the client's
+// doorbells and makes this side's endpoint over the rings. It takes the
+// handles: on error, none is left open.
+func (l *Listener) attach(hs []sys.Handle) (_ *endpoint, p peer, err error) {
+	var undo cleanup
+	defer undo.onError(&err)
+	taken := 0 // handles handed on, which close themselves on error
+	undo.add(func() error { sys.CloseHandles(hs[taken:]); return nil })
+
+	taken = 1
+	seg, err := sys.AttachSegment(hs[0], ring.HeaderSize, ring.HeaderSize+2*ring.MaxRingSize)
+	if err != nil {
+		return nil, p, err
+	}
+	undo.add(seg.Close)
+	layout, err := ring.Parse(seg.Mem())
+	if err != nil {
+		return nil, p, err
+	}
+	taken = 2
+	if p.peerData, err = sys.OpenBell(hs[1]); err != nil {
+		return nil, p, err
+	}
+	undo.add(p.peerData.Close)
+	taken = 3
+	if p.peerSpace, err = sys.OpenBell(hs[2]); err != nil {
+		return nil, p, err
+	}
+	undo.add(p.peerSpace.Close)
+	data, space, err := newDoorbells(&undo)
+	if err != nil {
+		return nil, p, err
+	}
+	ep, err := newEndpoint(l.cfg, seg, layout, true, data, space)
+	return ep, p, err
 }

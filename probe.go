@@ -2,11 +2,9 @@ package shmlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
-	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,11 +21,10 @@ type ServerInfo struct {
 
 // LinkInfo describes one name in RuntimeDir, as ListLinks found it.
 type LinkInfo struct {
-	Name string // the link name (the socket file without ".sock")
-	Path string // the socket file
+	Name string // the link name
+	Path string // its endpoint (on Linux, the socket file)
 	ServerInfo
-	// Stale is true when the socket file is left over from a server that
-	// is gone: nobody accepts connections on it. The next Listen on the
+	// Stale is true when the name is left over from a server that is gone: nobody accepts connections on it. The next Listen on the
 	// name removes it.
 	Stale bool
 	// Err is set when the server could not be asked (it did not answer in
@@ -43,47 +40,38 @@ const probeTimeout = 2 * time.Second
 // its own: the server answers from its handshake and never hands the
 // connection to Accept. A name nobody listens on gives ErrNoServer.
 func Probe(ctx context.Context, name string) (ServerInfo, error) {
-	path, err := socketPath(name)
+	path, err := endpointPath(name)
 	if err != nil {
-		return ServerInfo{}, fmt.Errorf("shmlink: probe %q: %w", name, err)
+		return ServerInfo{}, opErr("probe", name, err)
 	}
 	info, err := probePath(ctx, path)
 	if err != nil {
-		return ServerInfo{}, fmt.Errorf("shmlink: probe %q: %w", name, err)
+		return ServerInfo{}, opErr("probe", name, err)
 	}
 	return info, nil
 }
 
 func probePath(ctx context.Context, path string) (ServerInfo, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unixpacket", path)
+	ctl, err := dialControl(ctx, path)
 	if err != nil {
-		if sys.IsNotExist(err) || sys.IsConnRefused(err) {
-			return ServerInfo{}, ErrNoServer
-		}
 		return ServerInfo{}, err
 	}
-	sock := nc.(*net.UnixConn)
-	defer sock.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		sock.SetDeadline(dl)
-	}
+	defer ctl.Close()
 	// A context cancelled mid-exchange must unblock the read at once.
-	stop := context.AfterFunc(ctx, func() { sock.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer cutOff(ctx, ctl)()
 
-	if err := sys.SendMsg(sock, wire.Encode(nil, wire.Msg{Type: wire.Probe})); err != nil {
+	if err := ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Probe})); err != nil {
 		return ServerInfo{}, ctxErr(ctx, fmt.Errorf("send probe: %w", err))
 	}
 	var buf [256]byte
-	n, files, err := sys.RecvMsg(sock, buf[:], 0)
+	n, hs, err := ctl.Recv(buf[:], 0)
 	if err != nil {
-		return ServerInfo{}, ctxErr(ctx, fmt.Errorf("%w: waiting for info: %v", ErrHandshake, err))
+		return ServerInfo{}, ctxErr(ctx, fmt.Errorf("%w: waiting for info: %w", ErrHandshake, err))
 	}
-	m, err := wire.Decode(buf[:n], len(files))
+	m, err := wire.Decode(buf[:n], len(hs))
 	switch {
 	case err != nil:
-		return ServerInfo{}, fmt.Errorf("%w: %v", ErrHandshake, err)
+		return ServerInfo{}, fmt.Errorf("%w: %w", ErrHandshake, err)
 	case m.Type == wire.Reject:
 		return ServerInfo{}, rejectError(m)
 	case m.Type != wire.Info || m.Version != wire.Version:
@@ -96,21 +84,19 @@ func probePath(ctx context.Context, path string) (ServerInfo, error) {
 // sorted by name. Names whose server is gone are listed with Stale set.
 // Links named by an absolute path elsewhere are not seen.
 func ListLinks() ([]LinkInfo, error) {
-	dir, err := RuntimeDir()
+	dir, err := runtimeDir()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("shmlink: list links: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
+	names, err := sys.ListNames(dir)
 	if err != nil {
 		return nil, fmt.Errorf("shmlink: list links: %w", err)
 	}
 	var links []LinkInfo
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), socketSuffix)
-		if !ok || e.Type()&os.ModeSocket == 0 || validName(name) != nil {
-			continue
+	for _, e := range names {
+		if validName(e.Name) == nil {
+			links = append(links, LinkInfo{Name: e.Name, Path: e.Path})
 		}
-		links = append(links, LinkInfo{Name: name, Path: dir + string(os.PathSeparator) + e.Name()})
 	}
 	// Probe in parallel: a listing costs one probe time, not one per link.
 	var wg sync.WaitGroup
@@ -121,7 +107,7 @@ func ListLinks() ([]LinkInfo, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 			defer cancel()
 			l.ServerInfo, l.Err = probePath(ctx, l.Path)
-			if l.Err == ErrNoServer {
+			if errors.Is(l.Err, ErrNoServer) {
 				l.Stale, l.Err = true, nil
 			}
 		}(&links[i])

@@ -2,7 +2,9 @@ package shmlink
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -72,14 +74,21 @@ type rawPeer struct {
 
 // producer returns a well-behaved producer on our ring, for the parts of a
 // scenario that send valid traffic first.
+// It never waits: a full ring fails the write.
 func (p *rawPeer) producer() (*ring.Producer, error) {
-	pr, err := ring.NewProducer(p.seg.layout.Ring(p.seg.mem, p.mine))
-	if err != nil {
-		return nil, err
-	}
-	pr.Notify = p.peerData.ring
-	return pr, nil
+	return ring.NewProducer(p.seg.layout.Ring(p.seg.mem, p.mine), rawWaiter{p})
 }
+
+// rawWaiter is the raw peer's ring.Waiter: no waiting, and a ring of the
+// peer's doorbell whenever the peer sleeps.
+type rawWaiter struct{ p *rawPeer }
+
+func (rawWaiter) WaitData(context.Context) error { return errors.New("ring empty") }
+func (rawWaiter) WaitSpace(context.Context, uint64) error {
+	return errors.New("ring full")
+}
+func (w rawWaiter) NotifyData()  { w.p.peerData.ring() }
+func (w rawWaiter) NotifySpace() { w.p.peerSp.ring() }
 
 // publish sets our tail to t and rings the peer, as an honest producer
 // would after writing.

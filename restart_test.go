@@ -225,7 +225,7 @@ func TestServerLinkSeesClientsComeAndGo(t *testing.T) {
 	// Send waits for a client; with none coming it honours its context.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := l.SendContext(ctx, []byte("x")); err != context.DeadlineExceeded {
+	if err := l.SendContext(ctx, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("send with no client: %v", err)
 	}
 }

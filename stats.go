@@ -45,14 +45,14 @@ func (ep *endpoint) stats() Stats {
 
 func (ep *endpoint) sentStats() DirectionStats {
 	k := ep.wr.Counters
-	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.wwait.waits,
-		Sleeps: ep.wwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.wwait.Waits,
+		Sleeps: ep.wwait.Sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
 }
 
 func (ep *endpoint) receivedStats() DirectionStats {
 	k := ep.rd.Consumer().Counters
-	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.rwait.waits,
-		Sleeps: ep.rwait.sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.rwait.Waits,
+		Sleeps: ep.rwait.Sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
 }
 
 // publishStats publishes one direction's counters for Stats to read while

@@ -40,8 +40,10 @@ func (s Status) String() string {
 }
 
 // Status returns the link's current status.
-func (c *Conn) Status() Status {
-	switch c.state.Load() {
+func (c *Conn) Status() Status { return c.status() }
+
+func (s *session) status() Status {
+	switch s.state.Load() {
 	case stateOpen:
 		return StatusConnected
 	case statePeerClosed:

@@ -80,10 +80,10 @@ func run(args []string) int {
 	return 1
 }
 
-// oneLine renders err for the error line, without the library's package
-// prefix that the line already carries.
+// oneLine renders err for the error line. The library prefixes each error
+// once with "shmlink: ", which the line already says.
 func oneLine(err error) string {
-	s := strings.ReplaceAll(err.Error(), "shmlink: ", "")
+	s := strings.TrimPrefix(err.Error(), "shmlink: ")
 	return strings.ReplaceAll(s, "\n", "; ")
 }
 

@@ -16,7 +16,7 @@ func Shmlink(ring int) *workload.Transport {
 	cfg := &shmlink.Config{RingSize: ring}
 	return workload.PathTransport("shmlink",
 		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
-		(*shmlink.Listener).AcceptLink,
+		(*shmlink.Listener).AcceptConn,
 		func(path string) (*shmlink.Conn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

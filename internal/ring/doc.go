@@ -3,9 +3,9 @@
 // that carries messages as chunks (PROTOCOL.md describes the format).
 //
 // Nothing here blocks or makes system calls. When a Producer needs space or
-// a Reader needs data, it calls a wait function supplied by its owner, and
-// when the other side has announced that it sleeps, a Notify function; the
-// owner (package shmlink) implements both with spinning and eventfds.
+// a Reader needs data, and when the other side has announced that it
+// sleeps, it calls the Waiter its owner supplied (package shmlink, which
+// waits and rings with internal/wake and internal/sys doorbells).
 //
 // The peer is untrusted: every index and header read from shared memory is
 // copied once, validated, and violations are reported as ErrCorrupt. Data

@@ -14,9 +14,9 @@ func FuzzReader(f *testing.F) {
 	// Seeds: real traffic, then some hand-made damage.
 	l, mem := newTestSegment(f, MinRingSize)
 	r := l.Ring(mem, ClientToServer)
-	p, _ := NewProducer(r)
+	p, _ := NewProducer(r, eofWaiter)
 	for _, n := range []int{0, 5, 100, 3000} {
-		p.WriteMessage(make([]byte, n), func(uint64) error { return io.EOF })
+		p.WriteMessage(bg, make([]byte, n))
 	}
 	f.Add(append([]byte(nil), r.data...), uint64(0), p.tail, false)
 	f.Add(append([]byte(nil), r.data...), uint64(8), p.tail, true)
@@ -34,7 +34,7 @@ func FuzzReader(f *testing.F) {
 		copy(r.data, data)
 		r.ctl.head.Store(head)
 		r.ctl.tail.Store(tail)
-		c, err := NewConsumer(r)
+		c, err := NewConsumer(r, eofWaiter)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("NewConsumer: %v", err)
@@ -49,18 +49,18 @@ func FuzzReader(f *testing.F) {
 			switch i % 3 {
 			case 0:
 				var m []byte
-				m, err = rd.ReadMessage()
+				m, err = rd.ReadMessage(bg)
 				if uint64(len(m)) > rd.MaxMessage {
 					t.Fatalf("message of %d bytes over the limit", len(m))
 				}
 			case 1:
-				_, err = rd.ReadInto(buf)
+				_, err = rd.ReadInto(bg, buf)
 				var sb *ShortBufferError
 				if errors.As(err, &sb) {
-					_, err = rd.ReadMessage()
+					_, err = rd.ReadMessage(bg)
 				}
 			case 2:
-				_, err = rd.Read(buf)
+				_, err = rd.Read(bg, buf)
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,9 +28,6 @@ func (e *ShortBufferError) Is(target error) bool { return target == io.ErrShortB
 type Reader struct {
 	c *Consumer
 
-	// Wait blocks until the ring may hold data (the caller re-checks), or
-	// returns why it cannot wait any longer (io.EOF at a clean end).
-	Wait func() error
 	// MaxMessage bounds what ReadMessage will allocate.
 	MaxMessage uint64
 
@@ -52,7 +50,7 @@ type Reader struct {
 // a ring from a previous reader and chunks before the next message start are
 // skipped rather than treated as corrupt.
 func NewReader(c *Consumer, resumed bool) *Reader {
-	return &Reader{c: c, syncing: resumed, MaxMessage: 1 << 62, Wait: func() error { return io.EOF }}
+	return &Reader{c: c, syncing: resumed, MaxMessage: 1 << 62}
 }
 
 // Consumer returns the underlying consumer.
@@ -60,8 +58,10 @@ func (r *Reader) Consumer() *Consumer { return r.c }
 
 // current makes sure r.cur holds a chunk with payload semantics (not a pad or
 // an abort), taking the next one from the ring and waiting for it if block
-// is set. It reports false only when !block and nothing is ready.
-func (r *Reader) current(block bool) (bool, error) {
+// is set. It reports false only when !block and nothing is ready. A wait
+// that ends with io.EOF (the producer left cleanly) inside a message is
+// io.ErrUnexpectedEOF.
+func (r *Reader) current(ctx context.Context, block bool) (bool, error) {
 	if r.hasCur {
 		return true, nil
 	}
@@ -74,7 +74,7 @@ func (r *Reader) current(block bool) (bool, error) {
 			if !block {
 				return false, nil
 			}
-			if err := r.Wait(); err != nil {
+			if err := r.c.w.WaitData(ctx); err != nil {
 				if err == io.EOF && r.inMsg {
 					err = io.ErrUnexpectedEOF
 				}
@@ -142,10 +142,10 @@ func (r *Reader) take(b []byte) int {
 // buf, which grows as chunks arrive (up to the message's length) so that
 // the allocation follows the bytes received, not the length claimed. It
 // reports restart if the producer abandoned the message meanwhile.
-func (r *Reader) fill(buf []byte) (_ []byte, restart bool, err error) {
+func (r *Reader) fill(ctx context.Context, buf []byte) (_ []byte, restart bool, err error) {
 	aborted := r.Aborted
 	for {
-		if _, err := r.current(true); err != nil {
+		if _, err := r.current(ctx, true); err != nil {
 			return buf, false, err
 		}
 		if r.Aborted != aborted {
@@ -172,9 +172,9 @@ const initialAlloc = 64 << 10
 // ReadMessage returns the next message (or what remains of one that stream
 // reads started) in a new buffer. If it fails part-way (a deadline, say),
 // what it took is kept for the next read: nothing is lost.
-func (r *Reader) ReadMessage() ([]byte, error) {
+func (r *Reader) ReadMessage(ctx context.Context) ([]byte, error) {
 	for {
-		if _, err := r.current(true); err != nil {
+		if _, err := r.current(ctx, true); err != nil {
 			return nil, err
 		}
 		if r.total > r.MaxMessage {
@@ -185,7 +185,7 @@ func (r *Reader) ReadMessage() ([]byte, error) {
 		if buf == nil {
 			buf = make([]byte, 0, min(int(r.total-r.got), initialAlloc))
 		}
-		buf, restart, err := r.fill(buf)
+		buf, restart, err := r.fill(ctx, buf)
 		if restart {
 			continue
 		}
@@ -200,9 +200,9 @@ func (r *Reader) ReadMessage() ([]byte, error) {
 // ReadInto copies the next message (or what remains of one that stream
 // reads started) into b and returns its length. If it does not fit, it
 // returns a *ShortBufferError and consumes nothing.
-func (r *Reader) ReadInto(b []byte) (int, error) {
+func (r *Reader) ReadInto(ctx context.Context, b []byte) (int, error) {
 	for {
-		if _, err := r.current(true); err != nil {
+		if _, err := r.current(ctx, true); err != nil {
 			return 0, err
 		}
 		need := r.total - r.got + uint64(len(r.pend))
@@ -211,7 +211,7 @@ func (r *Reader) ReadInto(b []byte) (int, error) {
 		}
 		n := copy(b, r.pend)
 		r.pend = nil
-		buf, restart, err := r.fill(b[:n:need])
+		buf, restart, err := r.fill(ctx, b[:n:need])
 		if restart {
 			continue
 		}
@@ -226,14 +226,14 @@ func (r *Reader) ReadInto(b []byte) (int, error) {
 
 // Read reads bytes in stream fashion, ignoring message boundaries. It blocks
 // only until at least one byte is available.
-func (r *Reader) Read(b []byte) (int, error) {
+func (r *Reader) Read(ctx context.Context, b []byte) (int, error) {
 	n := copy(b, r.pend)
 	r.pend = r.pend[n:]
 	if len(r.pend) == 0 {
 		r.pend = nil
 	}
 	for n < len(b) {
-		ok, err := r.current(n == 0)
+		ok, err := r.current(ctx, n == 0)
 		if err != nil {
 			if n > 0 {
 				return n, nil // the error will come again on the next call

@@ -1,5 +1,7 @@
 package ring
 
+import "context"
+
 // Ring is one single-producer, single-consumer byte ring inside a segment.
 // Indices are free-running byte counts (they never wrap in practice: 2^64
 // bytes); a position in the data area is index & mask.
@@ -32,29 +34,43 @@ type Counters struct {
 	HighWater uint64 // most bytes seen in the ring at once
 }
 
+// Waiter is how a ring end waits for the other and wakes it; the owner
+// implements it with spinning and doorbells. A wait returns nil when the
+// condition may hold (the ring end re-checks) or the reason it cannot wait
+// any longer, which the ring end returns to its caller. A notification
+// asks the owner to ring the other side, which announced that it sleeps.
+type Waiter interface {
+	// WaitData is called by the consumer when the ring is empty.
+	WaitData(ctx context.Context) error
+	// WaitSpace is called by the producer when fewer than need bytes are free.
+	WaitSpace(ctx context.Context, need uint64) error
+	// NotifyData is called after a publish that found the consumer asleep.
+	NotifyData()
+	// NotifySpace is called after a release that found the producer asleep.
+	NotifySpace()
+}
+
 // Producer is the writing end of a ring. Only one goroutine may use it at a
 // time; the owner serialises writers.
 type Producer struct {
 	r    *Ring
+	w    Waiter
 	tail uint64 // ours: the peer's copy is never read back
 	head uint64 // the consumer's index as last read and validated
 
 	// pendingAbort is set when a streamed message was cut off part-way.
 	pendingAbort bool
-
-	// Notify rings the consumer's doorbell. It is called after a publish
-	// that finds the consumer asleep.
-	Notify func()
 	Counters
 }
 
 // NewProducer attaches a producer to r, resuming after whatever is in it.
-func NewProducer(r *Ring) (*Producer, error) {
+// It waits and wakes through w.
+func NewProducer(r *Ring, w Waiter) (*Producer, error) {
 	head, tail, err := r.indices()
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{r: r, tail: tail, head: head, Notify: func() {}}, nil
+	return &Producer{r: r, w: w, tail: tail, head: head}, nil
 }
 
 // Free returns the bytes that can be written now, re-reading the consumer's
@@ -92,29 +108,27 @@ func (p *Producer) publish() {
 	p.r.ctl.tail.Store(p.tail)
 	if p.r.ctl.readerSleeping.Load() != 0 && p.r.ctl.readerSleeping.Swap(0) != 0 {
 		p.Wakeups++
-		p.Notify()
+		p.w.NotifyData()
 	}
 }
 
 // Consumer is the reading end of a ring.
 type Consumer struct {
 	r    *Ring
+	w    Waiter
 	head uint64 // ours
 	tail uint64 // the producer's index as last read and validated
-
-	// Notify rings the producer's doorbell after a release that finds the
-	// producer asleep.
-	Notify func()
 	Counters
 }
 
 // NewConsumer attaches a consumer to r, resuming at the shared read index.
-func NewConsumer(r *Ring) (*Consumer, error) {
+// It waits and wakes through w.
+func NewConsumer(r *Ring, w Waiter) (*Consumer, error) {
 	head, tail, err := r.indices()
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{r: r, head: head, tail: tail, Notify: func() {}}, nil
+	return &Consumer{r: r, w: w, head: head, tail: tail}, nil
 }
 
 // Ready reports whether at least one chunk is readable, re-reading the
@@ -171,7 +185,7 @@ func (c *Consumer) release(h header) {
 	c.r.ctl.head.Store(c.head)
 	if c.r.ctl.writerSleeping.Load() != 0 && c.r.ctl.writerSleeping.Swap(0) != 0 {
 		c.Wakeups++
-		c.Notify()
+		c.w.NotifySpace()
 	}
 }
 

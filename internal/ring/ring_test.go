@@ -2,6 +2,7 @@ package ring
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -22,7 +23,36 @@ func newTestSegment(t testing.TB, ringSize uint64) (Layout, []byte) {
 	return l, mem
 }
 
-func spinWait(uint64) error { runtime.Gosched(); return nil }
+// testWaiter stands in for package shmlink's waiting in in-process tests.
+// A nil func yields the processor and reports that the condition may hold.
+type testWaiter struct {
+	data  func() error
+	space func(need uint64) error
+}
+
+func (w *testWaiter) WaitData(context.Context) error {
+	if w.data != nil {
+		return w.data()
+	}
+	runtime.Gosched()
+	return nil
+}
+
+func (w *testWaiter) WaitSpace(_ context.Context, need uint64) error {
+	if w.space != nil {
+		return w.space(need)
+	}
+	runtime.Gosched()
+	return nil
+}
+
+func (w *testWaiter) NotifyData()  {}
+func (w *testWaiter) NotifySpace() {}
+
+// eofWaiter never waits: an empty or full ring ends the operation.
+var eofWaiter = &testWaiter{data: func() error { return io.EOF }, space: func(uint64) error { return io.EOF }}
+
+var bg = context.Background()
 
 func pair(t testing.TB, ringSize uint64) (*Producer, *Reader) {
 	l, mem := newTestSegment(t, ringSize)
@@ -31,16 +61,15 @@ func pair(t testing.TB, ringSize uint64) (*Producer, *Reader) {
 		t.Fatalf("Parse = %v, %v", got, err)
 	}
 	r := l.Ring(mem, ClientToServer)
-	p, err := NewProducer(r)
+	p, err := NewProducer(r, &testWaiter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewConsumer(r)
+	c, err := NewConsumer(r, &testWaiter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rd := NewReader(c, false)
-	rd.Wait = func() error { runtime.Gosched(); return nil }
 	return p, rd
 }
 
@@ -73,7 +102,7 @@ func TestMessagesOfEverySize(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				for _, m := range want {
-					if err := p.WriteMessage(m, spinWait); err != nil {
+					if err := p.WriteMessage(bg, m); err != nil {
 						done <- err
 						return
 					}
@@ -86,14 +115,14 @@ func TestMessagesOfEverySize(t *testing.T) {
 				var err error
 				switch mode {
 				case "ReadMessage":
-					got, err = rd.ReadMessage()
+					got, err = rd.ReadMessage(bg)
 				case "ReadInto":
 					var n int
-					n, err = rd.ReadInto(buf)
+					n, err = rd.ReadInto(bg, buf)
 					got = buf[:n]
 				case "Read":
 					got = make([]byte, len(w))
-					_, err = io.ReadFull(readerFunc(rd.Read), got)
+					_, err = io.ReadFull(readerFunc(func(b []byte) (int, error) { return rd.Read(bg, b) }), got)
 				}
 				if err != nil {
 					t.Fatalf("message %d: %v", i, err)
@@ -126,13 +155,13 @@ func TestRandomSizesStress(t *testing.T) {
 	}
 	go func() {
 		for i, s := range sizes {
-			if err := p.WriteMessage(message(uint32(i), s), spinWait); err != nil {
+			if err := p.WriteMessage(bg, message(uint32(i), s)); err != nil {
 				panic(err)
 			}
 		}
 	}()
 	for i, s := range sizes {
-		got, err := rd.ReadMessage()
+		got, err := rd.ReadMessage(bg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,15 +174,15 @@ func TestRandomSizesStress(t *testing.T) {
 func TestShortBufferConsumesNothing(t *testing.T) {
 	p, rd := pair(t, 4096)
 	m := message(1, 100)
-	if err := p.WriteMessage(m, spinWait); err != nil {
+	if err := p.WriteMessage(bg, m); err != nil {
 		t.Fatal(err)
 	}
-	_, err := rd.ReadInto(make([]byte, 10))
+	_, err := rd.ReadInto(bg, make([]byte, 10))
 	var sb *ShortBufferError
 	if !errors.As(err, &sb) || sb.Need != 100 || !errors.Is(err, io.ErrShortBuffer) {
 		t.Fatalf("err = %v", err)
 	}
-	got, err := rd.ReadMessage()
+	got, err := rd.ReadMessage(bg)
 	if err != nil || !bytes.Equal(got, m) {
 		t.Fatalf("after short buffer: %v", err)
 	}
@@ -164,11 +193,11 @@ func TestOversizedMessageSkipped(t *testing.T) {
 	rd.MaxMessage = 1000
 	go func() {
 		for _, n := range []int{10, 5000, 1001, 20} {
-			p.WriteMessage(message(uint32(n), n), spinWait)
+			p.WriteMessage(bg, message(uint32(n), n))
 		}
 	}()
 	for _, want := range []int{10, -5000, -1001, 20} {
-		got, err := rd.ReadMessage()
+		got, err := rd.ReadMessage(bg)
 		if want < 0 {
 			if !errors.Is(err, ErrMessageTooLarge) {
 				t.Fatalf("want ErrMessageTooLarge, got %v", err)
@@ -186,19 +215,21 @@ func TestAbortedMessageDropped(t *testing.T) {
 	stop := errors.New("stop")
 	calls := 0
 	// The writer gives up part-way through a streamed message.
-	err := p.WriteMessage(make([]byte, 10000), func(uint64) error {
+	p.w.(*testWaiter).space = func(uint64) error {
 		calls++
 		return stop
-	})
+	}
+	err := p.WriteMessage(bg, make([]byte, 10000))
+	p.w.(*testWaiter).space = nil
 	if err != stop {
 		t.Fatalf("WriteMessage = %v", err)
 	}
 	go func() {
-		if err := p.WriteMessage(message(9, 50), spinWait); err != nil {
+		if err := p.WriteMessage(bg, message(9, 50)); err != nil {
 			panic(err)
 		}
 	}()
-	got, err := rd.ReadMessage()
+	got, err := rd.ReadMessage(bg)
 	if err != nil || !bytes.Equal(got, message(9, 50)) {
 		t.Fatalf("got %d bytes, %v", len(got), err)
 	}
@@ -210,13 +241,13 @@ func TestAbortedMessageDropped(t *testing.T) {
 func TestCorruptIndices(t *testing.T) {
 	l, mem := newTestSegment(t, 4096)
 	r := l.Ring(mem, ClientToServer)
-	c, _ := NewConsumer(r)
+	c, _ := NewConsumer(r, eofWaiter)
 	rd := NewReader(c, false)
 	r.ctl.tail.Store(4096 + 8) // more than the ring holds
-	if _, err := rd.ReadMessage(); !errors.Is(err, ErrCorrupt) {
+	if _, err := rd.ReadMessage(bg); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
-	p, _ := NewProducer(l.Ring(mem, ServerToClient))
+	p, _ := NewProducer(l.Ring(mem, ServerToClient), eofWaiter)
 	l.Ring(mem, ServerToClient).ctl.head.Store(64) // consumer ahead of producer
 	if _, err := p.Free(); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)

@@ -1,14 +1,10 @@
 package ring
 
-import "errors"
+import "context"
 
 // minChunk is the least payload worth a chunk of a streamed message; less
 // room than that before the end of the data area is padded over instead.
 const minChunk = 64
-
-// WaitFunc blocks until the ring may have need free bytes (the caller
-// re-checks) or returns why it cannot wait any longer.
-type WaitFunc func(need uint64) error
 
 // WriteMessage copies msg into the ring as one message. A message whose
 // frame fits in half the ring goes in one contiguous chunk, padding over the
@@ -16,38 +12,34 @@ type WaitFunc func(need uint64) error
 // larger one streams through in chunks of at most a quarter of the ring,
 // so the consumer drains one chunk while the next is written.
 //
-// If wait fails part-way through a streamed message, the error is returned
-// and the next WriteMessage first tells the consumer that the message was
+// The producer waits for space through its Waiter, with ctx. If a wait
+// fails part-way through a streamed message, the error is returned and the
+// next WriteMessage first tells the consumer that the message was
 // abandoned.
-func (p *Producer) WriteMessage(msg []byte, wait WaitFunc) error {
+func (p *Producer) WriteMessage(ctx context.Context, msg []byte) error {
 	if p.pendingAbort {
-		if err := p.abort(wait); err != nil {
+		if err := p.abort(ctx); err != nil {
 			return err
 		}
 	}
 	if full := hdrLen + align8(uint64(len(msg))); full <= p.r.size/2 {
-		return p.writeSmall(msg, full, wait)
+		return p.writeSmall(ctx, msg, full)
 	}
-	return p.writeLarge(msg, wait)
+	return p.writeLarge(ctx, msg)
 }
-
-// Abort tells the consumer that a message in progress, if any, will never
-// be finished. A producer that takes over a ring from a previous, dead one
-// writes it first.
-func (p *Producer) Abort(wait WaitFunc) error { return p.abort(wait) }
 
 // Resume prepares a producer that takes over a ring from a dead one, which
 // may have stopped part-way through a message: the consumer is told to drop
 // that message now if there is room, else before the next message.
 func (p *Producer) Resume() {
 	p.pendingAbort = true
-	_ = p.abort(func(uint64) error { return errNoRoom })
+	if p.free() >= hdrLen {
+		_ = p.abort(context.Background()) // cannot wait: there is room
+	}
 }
 
-var errNoRoom = errors.New("no room")
-
-func (p *Producer) abort(wait WaitFunc) error {
-	if err := p.ensure(hdrLen, wait); err != nil {
+func (p *Producer) abort(ctx context.Context) error {
+	if err := p.ensure(ctx, hdrLen); err != nil {
 		return err
 	}
 	p.tail += putHeader(p.r.data[p.tail&p.r.mask:], 0, FlagAbort, 0)
@@ -57,7 +49,7 @@ func (p *Producer) abort(wait WaitFunc) error {
 }
 
 // ensure returns once need bytes are free.
-func (p *Producer) ensure(need uint64, wait WaitFunc) error {
+func (p *Producer) ensure(ctx context.Context, need uint64) error {
 	if p.free() >= need {
 		return nil
 	}
@@ -69,7 +61,7 @@ func (p *Producer) ensure(need uint64, wait WaitFunc) error {
 		if f >= need {
 			return nil
 		}
-		if err := wait(need); err != nil {
+		if err := p.w.WaitSpace(ctx, need); err != nil {
 			return err
 		}
 	}
@@ -80,13 +72,13 @@ func (p *Producer) pad(n uint64) {
 	p.tail += n
 }
 
-func (p *Producer) writeSmall(msg []byte, full uint64, wait WaitFunc) error {
+func (p *Producer) writeSmall(ctx context.Context, msg []byte, full uint64) error {
 	toEnd := p.r.size - p.tail&p.r.mask
 	need := full
 	if toEnd < full {
 		need += toEnd
 	}
-	if err := p.ensure(need, wait); err != nil {
+	if err := p.ensure(ctx, need); err != nil {
 		return err
 	}
 	if toEnd < full {
@@ -102,7 +94,7 @@ func (p *Producer) writeSmall(msg []byte, full uint64, wait WaitFunc) error {
 	return nil
 }
 
-func (p *Producer) writeLarge(msg []byte, wait WaitFunc) error {
+func (p *Producer) writeLarge(ctx context.Context, msg []byte) error {
 	n := uint64(len(msg))
 	quarter := p.r.size / 4
 	for sent := uint64(0); sent < n; {
@@ -116,7 +108,7 @@ func (p *Producer) writeLarge(msg []byte, wait WaitFunc) error {
 		toEnd := p.r.size - p.tail&p.r.mask
 		want := min(full, quarter)
 		if toEnd < want && toEnd < hl+minChunk {
-			if err := p.ensure(toEnd, wait); err != nil {
+			if err := p.ensure(ctx, toEnd); err != nil {
 				p.pendingAbort = sent > 0
 				return err
 			}
@@ -124,7 +116,7 @@ func (p *Producer) writeLarge(msg []byte, wait WaitFunc) error {
 			continue
 		}
 		want = min(want, toEnd)
-		if err := p.ensure(want, wait); err != nil {
+		if err := p.ensure(ctx, want); err != nil {
 			p.pendingAbort = sent > 0
 			return err
 		}

@@ -1,8 +1,20 @@
-// Package sys is shmlink's operating-system layer: the only package that makes
-// system calls. It creates and checks sealed memfd segments, maps them, makes
-// eventfds, passes descriptors over unix sockets and reads peer credentials.
+// Package sys is shmlink's operating-system layer: the only package that
+// makes system calls. It offers one small, platform-neutral API (api.go) in
+// five parts, each implemented once per operating system:
 //
-// Everything here is small and policy-free; the callers decide what a result
-// means. Linux is the only supported OS for now; sys_other.go gives every
-// function an ErrUnsupported body so that the module still builds elsewhere.
+//   - Segment: the link's shared memory, created by one side, attached by
+//     the other after checking that it cannot be resized under it.
+//   - Doorbell and Bell: a waitable event and the peer's handle to ring it;
+//     a waiting goroutine holds no OS thread.
+//   - Conn and Listener: the control connection between the two sides. It
+//     carries small packets with attached Handles, reports the peer's
+//     credentials, and its end of file means the peer process is gone.
+//   - Names: where a link name lives (RuntimeDir, EndpointPath), the names
+//     in use (ListNames) and a watch for a server to appear (WatchDir).
+//   - PinProcess, for benchmarks.
+//
+// Everything here is policy-free; package shmlink decides what a result
+// means. Linux is implemented in the _linux.go files; on other systems
+// (other.go) every function returns ErrUnsupported. api.go pins the
+// signatures, so a platform whose files drift from it does not compile.
 package sys

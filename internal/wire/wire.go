@@ -1,7 +1,8 @@
 // Package wire encodes and decodes the control packets that travel over a
-// link's unix socket (PROTOCOL.md, "Control packets"). Data never travels
-// here; the socket carries the handshake, descriptors and the goodbye, and
-// its closing tells each side that the other is gone.
+// link's control connection (a unix socket on Linux; PROTOCOL.md, "Control
+// packets"). Data never travels here; the connection carries the
+// handshake, handles and the goodbye, and its closing tells each side that
+// the other is gone.
 package wire
 
 import (
@@ -21,8 +22,8 @@ type Type uint8
 
 // Control packet types.
 const (
-	Hello   Type = 1 // client → server, with 3 descriptors
-	Welcome Type = 2 // server → client, with 2 descriptors
+	Hello   Type = 1 // client → server, with 3 handles
+	Welcome Type = 2 // server → client, with 2 handles
 	Reject  Type = 3 // server → client, then the server closes
 	Bye     Type = 4 // either side: clean close, sent after the last data
 	Probe   Type = 5 // a client that only wants Info
@@ -47,8 +48,9 @@ func (t Type) String() string {
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-// Files is the number of descriptors a packet of type t carries.
-func (t Type) Files() int {
+// Handles is the number of handles (descriptors, on Linux) a packet of
+// type t carries.
+func (t Type) Handles() int {
 	switch t {
 	case Hello:
 		return 3 // segment memfd, client's data doorbell, client's space doorbell
@@ -62,7 +64,7 @@ func (t Type) Files() int {
 const (
 	RejectVersion    uint16 = 1 // unsupported protocol version
 	RejectPermission uint16 = 2 // peer credentials not allowed
-	RejectSegment    uint16 = 3 // segment or descriptors failed validation
+	RejectSegment    uint16 = 3 // segment or handles failed validation
 	RejectClosing    uint16 = 4 // listener is closing
 )
 
@@ -120,10 +122,10 @@ func Encode(b []byte, m Msg) []byte {
 	return b
 }
 
-// Decode parses one packet that arrived with nfiles descriptors. It checks
-// everything: length, magic, reserved bytes and the descriptor count.
+// Decode parses one packet that arrived with nhandles handles. It checks
+// everything: length, magic, reserved bytes and the handle count.
 // A version other than Version is returned, not refused: the caller decides.
-func Decode(b []byte, nfiles int) (Msg, error) {
+func Decode(b []byte, nhandles int) (Msg, error) {
 	var m Msg
 	if len(b) < headerLen {
 		return m, malformed("%d bytes, shorter than a header", len(b))
@@ -139,8 +141,8 @@ func Decode(b []byte, nfiles int) (Msg, error) {
 	body := b[headerLen:]
 	if m.Version != Version {
 		// Only the header of a foreign version is understood.
-		if nfiles != 0 && nfiles != m.Type.Files() {
-			return m, malformed("%s carries %d descriptors", m.Type, nfiles)
+		if nhandles != 0 && nhandles != m.Type.Handles() {
+			return m, malformed("%s carries %d handles", m.Type, nhandles)
 		}
 		return m, nil
 	}
@@ -171,8 +173,8 @@ func Decode(b []byte, nfiles int) (Msg, error) {
 	if len(b) != want {
 		return m, malformed("%s of %d bytes, want %d", m.Type, len(b), want)
 	}
-	if nfiles != m.Type.Files() {
-		return m, malformed("%s carries %d descriptors, want %d", m.Type, nfiles, m.Type.Files())
+	if nhandles != m.Type.Handles() {
+		return m, malformed("%s carries %d handles, want %d", m.Type, nhandles, m.Type.Handles())
 	}
 	switch m.Type {
 	case Hello, Welcome:

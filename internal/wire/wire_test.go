@@ -16,7 +16,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, m := range msgs {
 		m.Version = Version
-		got, err := Decode(Encode(nil, m), m.Type.Files())
+		got, err := Decode(Encode(nil, m), m.Type.Handles())
 		if err != nil || got != m {
 			t.Errorf("%v: got %+v, %v", m.Type, got, err)
 		}

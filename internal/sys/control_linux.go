@@ -1,0 +1,259 @@
+package sys
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a control connection: on Linux a SOCK_SEQPACKET unix socket,
+// whose packets keep their boundaries and carry descriptors (SCM_RIGHTS).
+type Conn struct{ c *net.UnixConn }
+
+// Dial connects to the listener at path. Nobody listening (no socket file,
+// or a stale one) is ErrNoListener; a socket this user may not connect to
+// is ErrAccess.
+func Dial(ctx context.Context, path string) (*Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unixpacket", path)
+	switch {
+	case err == nil:
+		return &Conn{nc.(*net.UnixConn)}, nil
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED):
+		return nil, fmt.Errorf("%w: %w", ErrNoListener, err)
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+		return nil, fmt.Errorf("%w: %w", ErrAccess, err)
+	}
+	return nil, err
+}
+
+// Send writes one packet carrying b and the handles hs.
+func (c *Conn) Send(b []byte, hs ...Handle) error {
+	var oob []byte
+	if len(hs) > 0 {
+		fds := make([]int, len(hs))
+		for i, h := range hs {
+			fds[i] = int(h.f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	_, _, err := c.c.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+// Recv reads one packet into b and returns its length and the handles it
+// carried, at most maxHandles: a packet with more is refused with
+// ErrTooManyHandles and every handle in it closed. End of stream is
+// io.EOF: the peer closed its end, or its process is gone.
+// The deadline set with SetDeadline applies.
+func (c *Conn) Recv(b []byte, maxHandles int) (int, []Handle, error) {
+	rc, err := c.c.SyscallConn()
+	if err != nil {
+		return 0, nil, err
+	}
+	// Room for a few more than allowed, so an excess is seen (and closed)
+	// rather than silently truncated.
+	oob := make([]byte, unix.CmsgSpace((maxHandles+4)*4))
+	var n, oobn, flags int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), b, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	hs, herr := parseRights(oob[:oobn])
+	if err == nil {
+		err = herr
+	}
+	if err == nil && flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		err = fmt.Errorf("%w: truncated packet (flags %#x)", ErrTooManyHandles, flags)
+	}
+	if err == nil && len(hs) > maxHandles {
+		err = fmt.Errorf("%w: got %d, allowed %d", ErrTooManyHandles, len(hs), maxHandles)
+	}
+	if err == nil && n == 0 && len(hs) == 0 {
+		err = io.EOF
+	}
+	if errors.Is(err, unix.ECONNRESET) {
+		// The peer's end was destroyed with our packet unread: a listener
+		// whose process died with us in its backlog. It is gone all the
+		// same.
+		err = io.EOF
+	}
+	if err != nil {
+		CloseHandles(hs)
+		return 0, nil, err
+	}
+	return n, hs, nil
+}
+
+func parseRights(oob []byte) ([]Handle, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("parse control message: %w", err)
+	}
+	var hs []Handle
+	var perr error
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			perr = err
+			continue
+		}
+		for _, fd := range fds {
+			hs = append(hs, Handle{os.NewFile(uintptr(fd), "received")})
+		}
+	}
+	return hs, perr
+}
+
+// PeerCred returns the credentials of the peer (SO_PEERCRED and
+// SO_PEERGROUPS), as the kernel recorded them at connect time.
+func (c *Conn) PeerCred() (Cred, error) {
+	rc, err := c.c.SyscallConn()
+	if err != nil {
+		return Cred{}, err
+	}
+	var cred Cred
+	var cerr error
+	err = rc.Control(func(fd uintptr) {
+		var u *unix.Ucred
+		u, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if cerr != nil {
+			return
+		}
+		cred = Cred{PID: int(u.Pid), UID: int(u.Uid), GID: int(u.Gid), SameUser: int(u.Uid) == os.Getuid()}
+		cred.Groups = peerGroups(int(fd))
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Cred{}, fmt.Errorf("SO_PEERCRED: %w", err)
+	}
+	return cred, nil
+}
+
+func peerGroups(fd int) []int {
+	buf := make([]byte, 4*256)
+	l := uint32(len(buf))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 || l > uint32(len(buf)) {
+		return nil
+	}
+	groups := make([]int, 0, l/4)
+	for i := uint32(0); i+4 <= l; i += 4 {
+		groups = append(groups, int(binary.NativeEndian.Uint32(buf[i:])))
+	}
+	return groups
+}
+
+// SetDeadline bounds Send and Recv; a time in the past cuts off a call in
+// progress. A zero t means none.
+func (c *Conn) SetDeadline(t time.Time) error { return c.c.SetDeadline(t) }
+
+// CloseWrite shuts down the sending side: the peer reads end of file, as if
+// this process were gone, while this side may still read.
+func (c *Conn) CloseWrite() error { return c.c.CloseWrite() }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.c.Close() }
+
+// Listener accepts control connections on a name.
+type Listener struct{ l *net.UnixListener }
+
+// Listen binds a listener at path. The socket directory is locked for the
+// check-remove-bind sequence, so two Listens cannot both take a name: a
+// socket left by a dead server (nobody accepts on it) is replaced, one with
+// a live listener is ErrInUse, and a file that is not a socket is refused.
+// shared makes the socket connectable by every user, for a server that
+// admits other users by credentials.
+func Listen(path string, shared bool) (*Listener, error) {
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, err
+	}
+	if shared {
+		// Others must be able to connect; the credential check decides.
+		if err := os.Chmod(path, 0o666); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return &Listener{ln}, nil
+}
+
+// removeStale removes a socket file nobody listens on, and refuses a name
+// that a live server holds.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unixpacket", path, time.Second)
+	if err == nil {
+		c.Close()
+		return ErrInUse
+	}
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		return fmt.Errorf("probe existing socket: %w", err)
+	}
+	return os.Remove(path)
+}
+
+// lockDir takes an exclusive flock on directory dir and returns the
+// function that releases it. The kernel drops the lock if the process
+// dies, so a crashed holder never wedges the directory.
+func lockDir(dir string) (unlock func(), err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("flock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// Accept waits for the next connection. After Close it returns an error
+// matching net.ErrClosed.
+func (l *Listener) Accept() (*Conn, error) {
+	c, err := l.l.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{c}, nil
+}
+
+// Close stops listening and removes the socket file.
+func (l *Listener) Close() error { return l.l.Close() }

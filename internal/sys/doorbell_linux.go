@@ -1,0 +1,119 @@
+package sys
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Doorbell is an event this side waits on and the peer rings. On Linux it
+// is a non-blocking eventfd, which os.NewFile registers with Go's
+// netpoller: a goroutine waiting on it parks without holding an OS thread,
+// which is what lets one process keep thousands of idle links. One
+// goroutine at a time may Wait; Ring may be called from anywhere.
+type Doorbell struct {
+	f        *os.File
+	rc       syscall.RawConn
+	deadline time.Time
+	buf      [8]byte
+}
+
+// NewDoorbell makes a doorbell.
+func NewDoorbell() (*Doorbell, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "eventfd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Doorbell{f: f, rc: rc}, nil
+}
+
+// Wait blocks until the doorbell rings, the deadline passes
+// (os.ErrDeadlineExceeded) or the doorbell is closed (os.ErrClosed). A zero
+// deadline means none. Rings that came before Wait are not lost: they make
+// Wait return at once, all of them together; the caller re-checks its
+// condition either way.
+func (d *Doorbell) Wait(deadline time.Time) error {
+	if !deadline.Equal(d.deadline) {
+		if err := d.f.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		d.deadline = deadline
+	}
+	_, err := d.f.Read(d.buf[:])
+	return err
+}
+
+// Ring wakes the waiter, from this process (to interrupt it on close,
+// cancellation or a new deadline).
+func (d *Doorbell) Ring() { signal(d.rc) }
+
+// Handle is the doorbell's handle, to send to the peer (borrowed).
+func (d *Doorbell) Handle() Handle { return Handle{d.f} }
+
+// Close releases the doorbell; a waiter returns os.ErrClosed.
+func (d *Doorbell) Close() error { return d.f.Close() }
+
+// Bell rings a peer's doorbell.
+type Bell struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// OpenBell takes h, a doorbell handle received from the peer, after
+// checking that it really is an eventfd: ringing writes 8 bytes into it, so
+// a peer must not pass us a pipe or a file. On error h is closed.
+func OpenBell(h Handle) (*Bell, error) {
+	if h.f == nil {
+		return nil, fmt.Errorf("%w: no doorbell", ErrBadHandle)
+	}
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(h.f.Fd())))
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: doorbell: %w", ErrBadHandle, err)
+	case link != "anon_inode:[eventfd]":
+		err = fmt.Errorf("%w: doorbell is %q, not an eventfd", ErrBadHandle, link)
+	}
+	var rc syscall.RawConn
+	if err == nil {
+		rc, err = h.f.SyscallConn()
+	}
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &Bell{f: h.f, rc: rc}, nil
+}
+
+// Ring wakes the peer. It never blocks and is safe against a concurrent
+// Close (the ring is then dropped).
+func (b *Bell) Ring() { signal(b.rc) }
+
+// Close releases the handle.
+func (b *Bell) Close() error { return b.f.Close() }
+
+var one = func() (b [8]byte) { binary.NativeEndian.PutUint64(b[:], 1); return }()
+
+// signal adds one to the eventfd behind rc without ever blocking. Errors
+// are ignored: EAGAIN means the counter is saturated (only a hostile peer
+// can do that) and the reader is runnable anyway, and a closed descriptor
+// means nobody is left to wake. RawConn keeps the descriptor alive for the
+// duration of the call, so a concurrent Close cannot make us write into a
+// recycled descriptor number. The callback captures nothing, so a wake-up
+// allocates nothing.
+func signal(rc syscall.RawConn) { _ = rc.Write(signalFD) }
+
+func signalFD(fd uintptr) bool {
+	_, _ = unix.Write(int(fd), one[:])
+	return true
+}

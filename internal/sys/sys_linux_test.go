@@ -1,0 +1,304 @@
+package sys
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestSegmentCreateAttach(t *testing.T) {
+	s, err := CreateSegment("test", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Mem()[100] = 42
+	h, err := dup(s.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := AttachSegment(h, 4096, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if len(a.Mem()) != 8192 || a.Mem()[100] != 42 {
+		t.Fatalf("attached %d bytes, byte 100 = %d", len(a.Mem()), a.Mem()[100])
+	}
+	// The seals hold against both sides.
+	if err := unix.Ftruncate(int(a.f.Fd()), 4096); err == nil {
+		t.Error("a sealed segment shrank")
+	}
+	h2, _ := dup(s.Handle())
+	if _, err := AttachSegment(h2, 16384, 1<<20); !errors.Is(err, ErrBadHandle) {
+		t.Errorf("segment under the minimum: %v", err)
+	}
+}
+
+func TestAttachRefusesUnsealedAndOtherFiles(t *testing.T) {
+	fd, err := unix.MemfdCreate("unsealed", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Ftruncate(fd, 8192)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for name, h := range map[string]Handle{
+		"unsealed memfd": {os.NewFile(uintptr(fd), "unsealed")},
+		"pipe":           {r},
+		"none":           {},
+	} {
+		if _, err := AttachSegment(h, 0, 1<<20); !errors.Is(err, ErrBadHandle) {
+			t.Errorf("%s: %v, want ErrBadHandle", name, err)
+		}
+	}
+}
+
+func TestDoorbell(t *testing.T) {
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := dup(d.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenBell(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Rings before the wait are not lost; several coalesce into one.
+	b.Ring()
+	b.Ring()
+	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(time.Now().Add(10 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("second wait: %v, want a timeout", err)
+	}
+	go b.Ring()
+	if err := d.Wait(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	go d.Close()
+	if err := d.Wait(time.Time{}); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("wait on a closed doorbell: %v", err)
+	}
+	b.Ring() // the other end is gone: dropped, not an error or a block
+}
+
+func TestOpenBellRefusesOtherFiles(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := OpenBell(Handle{r}); !errors.Is(err, ErrBadHandle) {
+		t.Fatalf("pipe as a bell: %v", err)
+	}
+	if _, err := r.Stat(); err == nil {
+		t.Error("a refused handle was left open")
+	}
+}
+
+func listenTest(t *testing.T) (string, *Listener) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "x.sock")
+	l, err := Listen(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return path, l
+}
+
+func TestConnPacketsWithHandles(t *testing.T) {
+	path, l := listenTest(t)
+	accepted := make(chan *Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	c, err := Dial(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := <-accepted
+	defer s.Close()
+
+	cred, err := s.PeerCred()
+	if err != nil || cred.PID != os.Getpid() || !cred.SameUser || cred.UID != os.Getuid() {
+		t.Fatalf("PeerCred = %+v, %v", cred, err)
+	}
+	d, _ := NewDoorbell()
+	defer d.Close()
+	if err := c.Send([]byte("hello"), d.Handle(), d.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, _, err := s.Recv(buf, 1); !errors.Is(err, ErrTooManyHandles) {
+		t.Fatalf("two handles where one is allowed: %v", err)
+	}
+	c.Send([]byte("again"), d.Handle())
+	n, hs, err := s.Recv(buf, 1)
+	if err != nil || string(buf[:n]) != "again" || len(hs) != 1 {
+		t.Fatalf("Recv = %q, %d handles, %v", buf[:n], len(hs), err)
+	}
+	b, err := OpenBell(hs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Ring()
+	b.Close()
+	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("doorbell passed over the connection did not ring: %v", err)
+	}
+	// End of file is how a side learns that the other is gone.
+	c.CloseWrite()
+	if _, _, err := s.Recv(buf, 0); err != io.EOF {
+		t.Fatalf("after CloseWrite: %v, want io.EOF", err)
+	}
+	c.SetDeadline(time.Unix(1, 0))
+	if _, _, err := c.Recv(buf, 0); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("recv past the deadline: %v", err)
+	}
+}
+
+func TestListenNames(t *testing.T) {
+	path, l := listenTest(t)
+	if _, err := Listen(path, false); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Listen on a live name: %v", err)
+	}
+	l.Close()
+	if _, err := Dial(context.Background(), path); !errors.Is(err, ErrNoListener) {
+		t.Fatalf("Dial after Close: %v", err)
+	}
+	// A stale socket, left by a listener that died, is replaced.
+	stale, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(stale, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(stale)
+	if _, err := Dial(context.Background(), path); !errors.Is(err, ErrNoListener) {
+		t.Fatalf("Dial to a stale socket: %v", err)
+	}
+	l2, err := Listen(path, false)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	l2.Close()
+	// A file that is not a socket is never removed.
+	os.WriteFile(path, []byte("keep"), 0o600)
+	if _, err := Listen(path, false); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Listen over a regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "keep" {
+		t.Error("a regular file was replaced")
+	}
+}
+
+func TestSharedListenerMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.sock")
+	l, err := Listen(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("shared socket mode %v, %v", fi.Mode().Perm(), err)
+	}
+}
+
+func TestRuntimeDirPolicy(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rt")
+	got, err := RuntimeDir(dir)
+	if err != nil || got != dir {
+		t.Fatalf("RuntimeDir = %q, %v", got, err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("created with mode %v", fi.Mode().Perm())
+	}
+	os.Chmod(dir, 0o755)
+	if _, err := RuntimeDir(dir); err == nil || !strings.Contains(err.Error(), "mode") {
+		t.Errorf("a directory open to others: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := RuntimeDir(file); err == nil {
+		t.Error("a regular file accepted as the runtime dir")
+	}
+}
+
+func TestNames(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := EndpointPath(dir, strings.Repeat("n", 120)); err == nil {
+		t.Error("a socket path over the kernel's limit accepted")
+	}
+	p, err := EndpointPath(dir, "a")
+	if err != nil || p != filepath.Join(dir, "a.sock") {
+		t.Fatalf("EndpointPath = %q, %v", p, err)
+	}
+	for _, bad := range []string{"/a/../b", "/a//b", "/" + strings.Repeat("x", 107), "/a\x00b"} {
+		if CheckPathName(bad) == nil {
+			t.Errorf("CheckPathName(%q) accepted", bad)
+		}
+	}
+	if !IsPathName("/x") || IsPathName("x") {
+		t.Error("IsPathName")
+	}
+	l, err := Listen(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.WriteFile(filepath.Join(dir, "b.sock"), nil, 0o600) // not a socket
+	names, err := ListNames(dir)
+	if err != nil || len(names) != 1 || names[0] != (Entry{Name: "a", Path: p}) {
+		t.Fatalf("ListNames = %v, %v", names, err)
+	}
+}
+
+func TestWatchDir(t *testing.T) {
+	dir := t.TempDir()
+	w, err := WatchDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Wait(time.Now().Add(10 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("quiet directory: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "new"), nil, 0o600)
+	if err := w.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("a new entry was not reported: %v", err)
+	}
+}
+
+// dup returns a second handle to the object behind h, as passing it to a
+// peer would.
+func dup(h Handle) (Handle, error) {
+	fd, err := unix.FcntlInt(h.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return Handle{}, err
+	}
+	return Handle{os.NewFile(uintptr(fd), "dup")}, nil
+}

@@ -1,0 +1,169 @@
+package wake
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
+)
+
+// flagEnd is a ring end whose sleeping flag the test can watch.
+type flagEnd struct{ sleeping atomic.Bool }
+
+func (e *flagEnd) Sleep() { e.sleeping.Store(true) }
+func (e *flagEnd) Awake() { e.sleeping.Store(false) }
+
+func newBell(t *testing.T) *sys.Doorbell {
+	t.Helper()
+	if !sys.Supported {
+		t.Skip("no doorbells on this OS yet")
+	}
+	b, err := sys.NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func never() (bool, error) { return false, nil }
+
+// until spins until cond holds, for at most ten seconds: long enough for
+// any machine, short enough that a broken Wait fails the test rather than
+// leaving a goroutine spinning.
+func until(cond func() bool) {
+	for deadline := time.Now().Add(10 * time.Second); !cond() && time.Now().Before(deadline); {
+		runtime.Gosched()
+	}
+}
+func noStop() error { return nil }
+
+func TestSpinSeesConditionWithoutSleeping(t *testing.T) {
+	end := &flagEnd{}
+	w := NewWaiter(newBell(t), time.Second, end)
+	var polls atomic.Int32
+	ready := func() (bool, error) { return polls.Add(1) > 100, nil }
+	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 0 || end.sleeping.Load() {
+		t.Errorf("slept %d times (flag %v), want a spin only", w.Sleeps, end.sleeping.Load())
+	}
+	if w.Waits != 1 {
+		t.Errorf("Waits = %d", w.Waits)
+	}
+}
+
+// TestSleepUntilRung is the sleep protocol: announce, re-check, park; the
+// other side, seeing the announcement, rings.
+func TestSleepUntilRung(t *testing.T) {
+	bell := newBell(t)
+	end := &flagEnd{}
+	w := NewWaiter(bell, -1, end) // no spin: straight to sleep
+	go func() {
+		until(end.sleeping.Load)
+		bell.Ring()
+	}()
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 1 {
+		t.Errorf("Sleeps = %d, want 1", w.Sleeps)
+	}
+	if end.sleeping.Load() {
+		t.Error("sleep announcement not withdrawn")
+	}
+}
+
+// TestRecheckAfterAnnounce: a condition that became true just before the
+// announcement must be seen without parking, since its producer will not
+// ring.
+func TestRecheckAfterAnnounce(t *testing.T) {
+	end := &flagEnd{}
+	w := NewWaiter(newBell(t), -1, end)
+	ready := func() (bool, error) { return end.sleeping.Load(), nil }
+	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 0 {
+		t.Errorf("parked although the re-check succeeded")
+	}
+}
+
+func TestDeadlineEndsSleep(t *testing.T) {
+	w := NewWaiter(newBell(t), -1, &flagEnd{})
+	start := time.Now()
+	if err := w.Wait(context.Background(), start.Add(20*time.Millisecond), never, noStop); err != nil {
+		t.Fatalf("Wait = %v; a deadline returns nil and the caller's stop decides", err)
+	}
+	if time.Since(start) < 20*time.Millisecond {
+		t.Errorf("returned before the deadline")
+	}
+}
+
+func TestContextEndsSleep(t *testing.T) {
+	end := &flagEnd{}
+	w := NewWaiter(newBell(t), -1, end)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		until(end.sleeping.Load)
+		cancel()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- w.Wait(ctx, time.Time{}, never, noStop) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancelled context did not end the sleep")
+	}
+}
+
+func TestStopAndReadyErrors(t *testing.T) {
+	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{})
+	stopErr := errors.New("stop")
+	if err := w.Wait(context.Background(), time.Time{}, never, func() error { return stopErr }); err != stopErr {
+		t.Errorf("stop: got %v", err)
+	}
+	readyErr := errors.New("corrupt")
+	bad := func() (bool, error) { return false, readyErr }
+	if err := w.Wait(context.Background(), time.Time{}, bad, noStop); err != readyErr {
+		t.Errorf("ready: got %v", err)
+	}
+}
+
+// TestStopCheckedAfterAnnounce: a state change (the peer left) that comes
+// while spinning must end the wait before parking.
+func TestStopCheckedAfterAnnounce(t *testing.T) {
+	end := &flagEnd{}
+	w := NewWaiter(newBell(t), -1, end)
+	gone := errors.New("peer gone")
+	stop := func() error {
+		if end.sleeping.Load() {
+			return gone
+		}
+		return nil
+	}
+	if err := w.Wait(context.Background(), time.Time{}, never, stop); err != gone {
+		t.Fatalf("got %v, want the stop error", err)
+	}
+}
+
+func TestClosedDoorbell(t *testing.T) {
+	bell := newBell(t)
+	end := &flagEnd{}
+	w := NewWaiter(bell, -1, end)
+	go func() {
+		until(end.sleeping.Load)
+		bell.Close()
+	}()
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != ErrClosed {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}

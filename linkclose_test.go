@@ -1,0 +1,101 @@
+//go:build linux
+
+package shmlink
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/testproc"
+)
+
+// closeInHandler opens a link of role on name whose handlers call Close
+// from inside themselves: OnMessage on the first message, or OnStatus on
+// connect. It returns the link and a channel that receives Close's error
+// (Close must return while the handler still runs) and is closed once
+// OnStatus got StatusClosed.
+func closeInHandler(t *testing.T, name string, role Role, onStatus bool) (*Link, chan error, chan struct{}) {
+	t.Helper()
+	var l *Link
+	opened := make(chan struct{})
+	closeErr := make(chan error, 1)
+	closed := make(chan struct{})
+	closeNow := func() {
+		<-opened
+		closeErr <- l.Close()
+	}
+	h := Handlers{
+		OnStatus: func(s Status) {
+			switch {
+			case s == StatusClosed:
+				close(closed)
+			case s == StatusConnected && onStatus:
+				closeNow()
+			}
+		},
+		OnMessage: func([]byte) {
+			if !onStatus {
+				closeNow()
+			}
+		},
+	}
+	l, err := Open(context.Background(), name, role, h, &Config{RingSize: testRing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(opened)
+	return l, closeErr, closed
+}
+
+// TestLinkCloseFromHandler calls Link.Close from inside OnMessage and
+// OnStatus, on both roles. Close used to wait for the goroutine calling the
+// handler, which was itself: a deadlock.
+func TestLinkCloseFromHandler(t *testing.T) {
+	for _, role := range []Role{RoleClient, RoleServer} {
+		for _, inStatus := range []bool{false, true} {
+			handler := "OnMessage"
+			if inStatus {
+				handler = "OnStatus"
+			}
+			t.Run(role.String()+"/"+handler, func(t *testing.T) {
+				linkDir(t)
+				var ch *testproc.Proc
+				if role == RoleClient {
+					ch = startChild(t, "echo-server", "hc")
+				}
+				l, closeErr, closed := closeInHandler(t, "hc", role, inStatus)
+				if role == RoleServer {
+					ch = startChild(t, "echo-client", "hc")
+				}
+				if !inStatus {
+					if err := l.Send([]byte("ping")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				select {
+				case err := <-closeErr:
+					if err != nil {
+						t.Fatalf("Close from %s: %v", handler, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("Close called from %s did not return (deadlock)", handler)
+				}
+				select {
+				case <-closed:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no StatusClosed after the handler returned")
+				}
+				if err := l.Send([]byte("late")); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("Send after Close: %v, want net.ErrClosed", err)
+				}
+				if err := l.Close(); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("second Close: %v, want net.ErrClosed", err)
+				}
+				_ = ch
+			})
+		}
+	}
+}

@@ -9,13 +9,13 @@
 //	l, _ := shmlink.Listen("demo", nil)
 //	c, _ := shmlink.Dial(ctx, "demo", nil)
 //	c.WriteMessage([]byte("hello"))
-//	s, _ := l.AcceptLink()
+//	s, _ := l.AcceptConn()
 //	m, _ := s.ReadMessage() // "hello"
 //
 // # How it works
 //
-// A name is a unix socket in a per-user directory (mode 0700). The client
-// creates the link's memory as an anonymous, sealed memfd holding two
+// On Linux, a name is a unix socket in a per-user directory (mode 0700). The
+// client creates the link's memory as an anonymous, sealed memfd holding two
 // single-producer, single-consumer rings, and passes it to the server over
 // the socket along with two eventfd doorbells; the server answers with its
 // own doorbells. From then on data moves only through the rings: a writer

@@ -1,5 +1,5 @@
-// Chat is the second seed article's demo on shmlink: a duplex link between
-// two terminals. Run it twice with the same name:
+// Chat is a duplex link between two terminals that shows peer events. Run
+// it twice with the same name:
 //
 //	go run ./examples/chat NAME
 //

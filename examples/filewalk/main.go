@@ -1,4 +1,4 @@
-// Filewalk is the first seed article's demo on shmlink: a client starts a
+// Filewalk streams a directory walk from a child process: a client starts a
 // server process; the server walks a directory tree and streams one record
 // per file (path, size, mode, modification time) through a link; an end
 // marker finishes the stream; the client prints every entry, then a summary.

@@ -77,7 +77,7 @@ func waitDone(t testing.TB, c *Conn, from time.Time) time.Duration {
 }
 
 // TestKillWhileIdle kills an idle peer repeatedly and logs how fast the
-// survivor learns of it (the brief aims at 2ms median; this is a log, not
+// survivor learns of it (the goal is a 2ms median; this is a log, not
 // an assertion).
 func TestKillWhileIdle(t *testing.T) {
 	linkDir(t)

@@ -128,7 +128,7 @@ func (r *recorder) expectMessages(t testing.TB, w uint32, from, n int) {
 	}
 }
 
-// TestServerRestart is the seeds' third diagram between real processes:
+// TestServerRestart runs a server restart between real processes:
 // the client starts first and waits, the server appears, is killed, and
 // is started again; the client reconnects by itself and nothing it
 // committed is lost.
@@ -197,7 +197,7 @@ func TestDeadServerMessagesStillReadable(t *testing.T) {
 	rec.expectMessages(t, 9, 0, 200)
 }
 
-// TestServerLinkSeesClientsComeAndGo is the seeds' first diagram: a
+// TestServerLinkSeesClientsComeAndGo shows the server side of a lifecycle: a
 // server-role link sees a client connect, its messages, its departure
 // (clean or killed), and then serves the next client.
 func TestServerLinkSeesClientsComeAndGo(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"github.com/shmlink/shmlink/internal/bench"
+	"github.com/shmlink/shmlink/internal/bench/workload"
 )
 
 // TestBenchQuickJSON runs a quick benchmark end to end, peers and all,
-// and checks that every workload has a row per transport with figures.
-// It asserts nothing about speed.
+// and checks that every workload has a row per transport with figures
+// (buffered transports one way only), and that each ratio is against the
+// baseline the row names. It asserts nothing about speed.
 func TestBenchQuickJSON(t *testing.T) {
 	stdout, stderr, code := runCLI(t, "", "bench", "--quick", "--json", "--rounds", "1")
 	if code != 0 {
@@ -19,14 +21,30 @@ func TestBenchQuickJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
 	}
-	transports := bench.Transports(0)
-	if want := len(bench.Workloads) * len(transports); len(rep.Results) != want {
-		t.Fatalf("%d results, want %d:\n%s", len(rep.Results), want, stdout)
+	type row struct {
+		w  bench.Workload
+		tr *workload.Transport
 	}
+	var want []row
+	for _, w := range bench.Workloads {
+		for _, tr := range bench.Transports(0) {
+			if !w.RoundTrip || !tr.Buffered {
+				want = append(want, row{w, tr})
+			}
+		}
+	}
+	if len(rep.Results) != len(want) {
+		t.Fatalf("%d results, want %d:\n%s", len(rep.Results), len(want), stdout)
+	}
+	// Every one-way workload has the buffered unix socket at least.
+	unixBuffered := map[string]bool{}
+	// base maps a workload to its baseline row.
+	base := map[string]bench.Result{}
 	for i, r := range rep.Results {
-		w, tr := bench.Workloads[i/len(transports)], transports[i%len(transports)]
-		if r.Workload != w.Name || r.Transport != tr.Name {
-			t.Errorf("row %d is %s over %s, want %s over %s", i, r.Workload, r.Transport, w.Name, tr.Name)
+		w, tr := want[i].w, want[i].tr
+		if r.Workload != w.Name || r.Transport != tr.Name || r.Writes != tr.Writes || r.Buffered != tr.Buffered {
+			t.Errorf("row %d is %s over %s (%q, buffered %v), want %s over %s (%q, buffered %v)",
+				i, r.Workload, r.Transport, r.Writes, r.Buffered, w.Name, tr.Name, tr.Writes, tr.Buffered)
 		}
 		positive := r.Messages > 0 && r.MsgPerSec > 0 && r.Ratio > 0
 		if w.RoundTrip {
@@ -37,8 +55,38 @@ func TestBenchQuickJSON(t *testing.T) {
 		if !positive {
 			t.Errorf("row %d lacks figures: %+v", i, r)
 		}
+		if r.Transport == r.Baseline {
+			base[r.Workload] = r
+		}
+		if r.Transport == workload.UnixBuffered.Name && r.Buffered && r.Writes == workload.WritesBatched {
+			unixBuffered[r.Workload] = true
+		}
+	}
+	for _, w := range bench.Workloads {
+		if !w.RoundTrip && !unixBuffered[w.Name] {
+			t.Errorf("%s: no buffered unix socket row", w.Name)
+		}
+	}
+	for _, r := range rep.Results {
+		b, ok := base[r.Workload]
+		switch {
+		case !ok:
+			t.Errorf("%s: no row is the baseline %q", r.Workload, r.Baseline)
+		case r.Baseline != b.Transport:
+			t.Errorf("%s over %s: baseline %q, another row's %q", r.Workload, r.Transport, r.Baseline, b.Transport)
+		case r.RoundTrip && (b.Transport != bench.RoundTripBaseline || !near(r.Ratio, b.MedianNs/r.MedianNs)):
+			t.Errorf("%s over %s: ratio %v against %s, want the latency ratio to %s",
+				r.Workload, r.Transport, r.Ratio, b.Transport, bench.RoundTripBaseline)
+		case !r.RoundTrip && (b.Transport == bench.Subject || !near(r.Ratio, r.MsgPerSec/b.MsgPerSec)):
+			t.Errorf("%s over %s: ratio %v against %s, want the rate ratio to the fastest other transport",
+				r.Workload, r.Transport, r.Ratio, b.Transport)
+		case !r.RoundTrip && r.Transport != bench.Subject && r.MsgPerSec > b.MsgPerSec:
+			t.Errorf("%s: %s is faster than the baseline %s", r.Workload, r.Transport, b.Transport)
+		}
 	}
 }
+
+func near(a, b float64) bool { return a > b*(1-1e-9) && a < b*(1+1e-9) }
 
 // TestBenchUsage checks that bad flags are usage errors, before any peer
 // starts.

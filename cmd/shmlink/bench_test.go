@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/shmlink/shmlink/internal/bench"
@@ -100,5 +101,37 @@ func TestBenchUsage(t *testing.T) {
 	stdout, _, code := runCLI(t, "", "bench", "--help")
 	if code != 0 || stdout == "" {
 		t.Errorf("bench --help: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// TestBenchTable checks that the table names how each row writes and marks
+// each workload's baseline.
+func TestBenchTable(t *testing.T) {
+	rep := benchReport{Rounds: 1, DurationNs: 1e6, RingSize: 1 << 20, Results: []bench.Result{
+		{Workload: "64 B one way", Transport: "shmlink", Writes: "WriteMessage", MsgPerSec: 7e6, GBPerSec: 0.45, Baseline: "unix-buffered", Ratio: 0.5},
+		{Workload: "64 B one way", Transport: "unix", Writes: workload.WritesEach, MsgPerSec: 2e5, GBPerSec: 0.01, Baseline: "unix-buffered", Ratio: 2e5 / 14e6},
+		{Workload: "64 B one way", Transport: "unix-buffered", Writes: workload.WritesBatched, Buffered: true, MsgPerSec: 14e6, GBPerSec: 0.9, Baseline: "unix-buffered", Ratio: 1},
+	}}
+	var b strings.Builder
+	if err := rep.table(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	for i, want := range [][]string{
+		{"workload", "transport", "writes", "msg/s", "vs base"},
+		{"64 B one way", "shmlink", "WriteMessage", "7.00 M", "0.50×"},
+		{"unix", "per message", "200.00 k", "0.01×"},
+		{"unix-buffered", "batched", "14.00 M", "base"},
+	} {
+		for _, s := range want {
+			if !strings.Contains(lines[2+i], s) {
+				t.Errorf("line %d %q lacks %q", 2+i, lines[2+i], s)
+			}
+		}
+	}
+	for _, s := range []string{"per message = ", "batched = a 64 KiB buffer", "over 4 KiB", "vs base: "} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, b.String())
+		}
 	}
 }

@@ -58,21 +58,30 @@ type Result struct {
 	Size      int    `json:"size"`
 	RoundTrip bool   `json:"round_trip"`
 	Transport string `json:"transport"`
-	Messages  int    `json:"messages"` // measured, over all rounds
+	// Writes and Buffered are the transport's: how a message goes out.
+	Writes   string `json:"writes"`
+	Buffered bool   `json:"buffered"`
+	Messages int    `json:"messages"` // measured, over all rounds
 	// Round trip latency, over every round trip of every round.
 	MedianNs float64 `json:"median_ns,omitempty"`
 	P99Ns    float64 `json:"p99_ns,omitempty"`
 	// Rates, the median of the rounds; for round trips, round trips/s.
 	MsgPerSec float64 `json:"msg_per_sec"`
 	GBPerSec  float64 `json:"gb_per_sec,omitempty"` // one way only; 1 GB = 1e9 bytes
-	// Ratio is how many times better than the baseline transport: its
-	// median latency over ours, or our rate over its rate.
-	Ratio float64 `json:"ratio_to_unix"`
+	// Baseline names the transport that Ratio is relative to, the same for
+	// every row of a workload: for round trips RoundTripBaseline, for one
+	// way the fastest transport other than the Subject in this run. Empty
+	// if the run had no such transport.
+	Baseline string `json:"baseline,omitempty"`
+	// Ratio is how many times better than the baseline: its median
+	// latency over ours, or our rate over its rate.
+	Ratio float64 `json:"ratio,omitempty"`
 }
 
 // cell accumulates the measurements of one workload over one transport.
 type cell struct {
 	w      Workload
+	tr     *workload.Transport
 	peer   *workload.Peer
 	perMsg time.Duration // from the last measurement, to size the next
 	rates  []float64
@@ -164,22 +173,27 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 		}
 		peers = append(peers, p)
 	}
+	// Round trips leave buffered transports out: a round trip flushes
+	// every message, so they would only repeat the plain ones.
 	cells := make([][]*cell, len(Workloads))
+	total := 0
 	for i, w := range Workloads {
-		for _, p := range peers {
-			cells[i] = append(cells[i], &cell{w: w, peer: p})
+		for j, p := range peers {
+			if tr := o.Transports[j]; !w.RoundTrip || !tr.Buffered {
+				cells[i] = append(cells[i], &cell{w: w, tr: tr, peer: p})
+			}
 		}
+		total += o.Rounds * len(cells[i])
 	}
-	total := o.Rounds * len(Workloads) * len(peers)
 	done := 0
 	for r := range o.Rounds {
 		for i, w := range Workloads {
-			for j, c := range cells[i] {
+			for _, c := range cells[i] {
 				if err := ctx.Err(); err != nil {
 					return nil, fmt.Errorf("stopped after %d of %d measurements: %w", done, total, err)
 				}
 				if o.Progress != nil {
-					o.Progress(Progress{done, total, r + 1, w.Name, o.Transports[j].Name})
+					o.Progress(Progress{done, total, r + 1, w.Name, c.tr.Name})
 				}
 				if err := c.measure(o.Duration); err != nil {
 					if ctx.Err() != nil {
@@ -187,23 +201,23 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 						// departure is not the news.
 						err = ctx.Err()
 					}
-					return nil, fmt.Errorf("%s over %s: %w", w.Name, o.Transports[j].Name, err)
+					return nil, fmt.Errorf("%s over %s: %w", w.Name, c.tr.Name, err)
 				}
 				done++
 			}
 		}
 	}
-	return results(o.Transports, cells), nil
+	return results(cells), nil
 }
 
-func results(ts []*workload.Transport, cells [][]*cell) []Result {
+func results(cells [][]*cell) []Result {
 	var out []Result
 	for _, row := range cells {
-		first := len(out)
-		base := -1
+		rs := make([]Result, len(row))
 		for j, c := range row {
 			r := Result{Workload: c.w.Name, Size: c.w.Size, RoundTrip: c.w.RoundTrip,
-				Transport: ts[j].Name, Messages: c.msgs, MsgPerSec: median(c.rates)}
+				Transport: c.tr.Name, Writes: c.tr.Writes, Buffered: c.tr.Buffered,
+				Messages: c.msgs, MsgPerSec: median(c.rates)}
 			if c.w.RoundTrip {
 				slices.Sort(c.lat)
 				r.MedianNs = float64(quantile(c.lat, 0.5))
@@ -211,24 +225,40 @@ func results(ts []*workload.Transport, cells [][]*cell) []Result {
 			} else {
 				r.GBPerSec = r.MsgPerSec * float64(c.w.Size) / 1e9
 			}
-			if ts[j].Name == Baseline {
-				base = first + j
-			}
-			out = append(out, r)
+			rs[j] = r
 		}
-		if base < 0 {
-			continue
-		}
-		b := out[base]
-		for k := first; k < len(out); k++ {
-			if b.RoundTrip {
-				out[k].Ratio = b.MedianNs / out[k].MedianNs
-			} else {
-				out[k].Ratio = out[k].MsgPerSec / b.MsgPerSec
+		if b := baseline(rs); b >= 0 {
+			for k := range rs {
+				rs[k].Baseline = rs[b].Transport
+				if rs[b].RoundTrip {
+					rs[k].Ratio = rs[b].MedianNs / rs[k].MedianNs
+				} else {
+					rs[k].Ratio = rs[k].MsgPerSec / rs[b].MsgPerSec
+				}
 			}
 		}
+		out = append(out, rs...)
 	}
 	return out
+}
+
+// baseline returns the index of the row among one workload's that the
+// others are compared with, or -1 if there is none: for a round trip the
+// RoundTripBaseline, for one way the strongest competitor, the fastest
+// transport other than the Subject, buffered or not.
+func baseline(rs []Result) int {
+	best := -1
+	for i, r := range rs {
+		switch {
+		case r.RoundTrip:
+			if r.Transport == RoundTripBaseline {
+				return i
+			}
+		case r.Transport != Subject && (best < 0 || r.MsgPerSec > rs[best].MsgPerSec):
+			best = i
+		}
+	}
+	return best
 }
 
 func median(xs []float64) float64 {

@@ -8,13 +8,19 @@ import (
 	"github.com/shmlink/shmlink/internal/bench/workload"
 )
 
-// Baseline names the transport that ratios are relative to.
-const Baseline = "unix"
+// Subject names the transport measured against the others: shmlink's.
+const Subject = "shmlink"
+
+// RoundTripBaseline names the transport that the ratios of round trips
+// are relative to. Buffering cannot help a round trip, so the plain unix
+// socket is the usual alternative. One-way ratios are relative to the
+// fastest transport other than the Subject (see Result.Baseline).
+const RoundTripBaseline = "unix"
 
 // Shmlink is a shmlink link whose rings have ring bytes (0: the default).
 func Shmlink(ring int) *workload.Transport {
 	cfg := &shmlink.Config{RingSize: ring}
-	return workload.PathTransport("shmlink",
+	t := workload.PathTransport(Subject,
 		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
 		(*shmlink.Listener).AcceptConn,
 		func(path string) (*shmlink.Conn, error) {
@@ -22,10 +28,19 @@ func Shmlink(ring int) *workload.Transport {
 			defer cancel()
 			return shmlink.Dial(ctx, path, cfg)
 		})
+	// The workloads write with WriteMessage, one message at a time: the best
+	// shmlink has for a stream until it has a batch API. They read with
+	// ReadMessageInto.
+	t.Writes = "WriteMessage"
+	return t
 }
 
 // Transports returns every transport of a run, shmlink's with the given
-// ring size.
+// ring size: each stream transport writing every message at once, then
+// buffered.
 func Transports(ring int) []*workload.Transport {
-	return []*workload.Transport{Shmlink(ring), workload.Unix, workload.Pipe, workload.TCP}
+	return []*workload.Transport{Shmlink(ring),
+		workload.Unix, workload.UnixBuffered,
+		workload.Pipe, workload.PipeBuffered,
+		workload.TCP, workload.TCPBuffered}
 }

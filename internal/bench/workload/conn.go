@@ -18,46 +18,101 @@ type Conn interface {
 	Close() error
 }
 
-// copyMax is the largest message a stream copies behind its length prefix
-// to send both in one write; larger ones go out with writev (or two writes
-// on a pipe), where the copy would cost more than the extra call.
-const copyMax = 4096
-
-// stream frames messages over a byte stream the way an application would:
-// a 4-byte little-endian length, then the bytes. Each message costs one
-// write system call, and reads go through a buffer so that a reader
-// catching up takes many small messages per system call.
-type stream struct {
-	w       io.Writer
-	r       *bufio.Reader
-	c       io.Closer
-	scratch []byte
-	whdr    [4]byte
-	rhdr    [4]byte
-	bufs    net.Buffers
+// Flusher is a Conn that may hold written messages back until Flush. The
+// driver and the peer flush after the last message of a batch and after
+// each message that must be answered.
+type Flusher interface {
+	Flush() error
 }
 
-// NewStream returns a Conn that frames messages over rw.
-func NewStream(rw io.ReadWriteCloser) Conn { return newStream(rw, rw, rw) }
+// flushFunc returns c's Flush, or a no-op for a Conn that holds nothing back.
+func flushFunc(c Conn) func() error {
+	if f, ok := c.(Flusher); ok {
+		return f.Flush
+	}
+	return func() error { return nil }
+}
 
-func newStream(r io.Reader, w io.Writer, c io.Closer) *stream {
-	return &stream{w: w, r: bufio.NewReaderSize(r, 64<<10), c: c, scratch: make([]byte, 4+copyMax)}
+// BufferSize is the size of a stream's read buffer and of a buffered
+// stream's write buffer.
+const BufferSize = 64 << 10
+
+// CopyMax is the largest message a stream copies behind its length prefix,
+// to send both in one write; larger ones go out from the caller's buffer
+// with writev (two writes on a pipe), where the copy would cost more than
+// the extra call.
+const CopyMax = 4096
+
+// stream frames messages over a byte stream the way an application would:
+// a 4-byte little-endian length, then the bytes. Reads go through a buffer,
+// so that a reader catching up parses many messages per system call.
+//
+// An unbuffered stream writes every message at once, as a request/response
+// protocol must: one system call per message. A buffered one gathers small
+// messages in a BufferSize buffer and writes it when it is full or on
+// Flush, as a one-way stream of small messages would be written by anyone
+// who cares for its throughput; a large message goes out at once, with
+// what the buffer held before it.
+type stream struct {
+	w        io.Writer
+	r        *bufio.Reader
+	c        io.Closer
+	buffered bool
+	wbuf     []byte // framed messages not written yet; never grows
+	rhdr     [4]byte
+	iov      [2][]byte
+	bufs     net.Buffers
+}
+
+// NewStream returns an unbuffered Conn that frames messages over rw.
+func NewStream(rw io.ReadWriteCloser) Conn { return newStream(rw, rw, rw, false) }
+
+func newStream(r io.Reader, w io.Writer, c io.Closer, buffered bool) *stream {
+	wcap := 4 + CopyMax
+	if buffered {
+		wcap = BufferSize
+	}
+	return &stream{w: w, r: bufio.NewReaderSize(r, BufferSize), c: c, buffered: buffered, wbuf: make([]byte, 0, wcap)}
 }
 
 func (s *stream) WriteMessage(b []byte) error {
 	if len(b) > math.MaxUint32 {
 		return fmt.Errorf("message of %d bytes does not fit a 4-byte length", len(b))
 	}
-	if len(b) <= copyMax {
-		m := s.scratch[:4+len(b)]
-		binary.LittleEndian.PutUint32(m, uint32(len(b)))
-		copy(m[4:], b)
-		_, err := s.w.Write(m)
+	large := len(b) > CopyMax
+	need := 4
+	if !large {
+		need += len(b)
+	}
+	if len(s.wbuf)+need > cap(s.wbuf) {
+		if err := s.Flush(); err != nil {
+			return err
+		}
+	}
+	s.wbuf = binary.LittleEndian.AppendUint32(s.wbuf, uint32(len(b)))
+	if large {
+		// s.bufs is consumed by WriteTo; refilled from s.iov, it
+		// allocates nothing.
+		s.iov = [2][]byte{s.wbuf, b}
+		s.bufs = s.iov[:]
+		_, err := s.bufs.WriteTo(s.w)
+		s.wbuf = s.wbuf[:0]
 		return err
 	}
-	binary.LittleEndian.PutUint32(s.whdr[:], uint32(len(b)))
-	s.bufs = append(s.bufs[:0], s.whdr[:], b)
-	_, err := s.bufs.WriteTo(s.w)
+	s.wbuf = append(s.wbuf, b...)
+	if s.buffered {
+		return nil
+	}
+	return s.Flush()
+}
+
+// Flush writes the messages held back, if any.
+func (s *stream) Flush() error {
+	if len(s.wbuf) == 0 {
+		return nil
+	}
+	_, err := s.w.Write(s.wbuf)
+	s.wbuf = s.wbuf[:0]
 	return err
 }
 

@@ -10,13 +10,14 @@ import (
 // connection. One goroutine at a time may use it.
 type Driver struct {
 	c      Conn
+	flush  func() error
 	out    []byte // the message sent, a fixed pattern
 	in     []byte
 	cmdBuf [cmdLen]byte
 }
 
 // NewDriver returns a driver over c.
-func NewDriver(c Conn) *Driver { return &Driver{c: c} }
+func NewDriver(c Conn) *Driver { return &Driver{c: c, flush: flushFunc(c)} }
 
 func (d *Driver) prepare(cmd command) ([]byte, error) {
 	if cmd.size > MaxSize {
@@ -31,10 +32,21 @@ func (d *Driver) prepare(cmd command) ([]byte, error) {
 	if need := max(cmd.size, 8); uint64(len(d.in)) < need {
 		d.in = make([]byte, need)
 	}
-	if err := d.c.WriteMessage(cmd.encode(&d.cmdBuf)); err != nil {
+	// The command goes out by itself, before the clock starts.
+	if err := d.send(cmd.encode(&d.cmdBuf)); err != nil {
 		return nil, fmt.Errorf("send command: %w", err)
 	}
 	return d.out[:cmd.size], nil
+}
+
+func (d *Driver) send(b []byte) error { return send(d.c, d.flush, b) }
+
+// send writes b to c and flushes it.
+func send(c Conn, flush func() error, b []byte) error {
+	if err := c.WriteMessage(b); err != nil {
+		return err
+	}
+	return flush()
 }
 
 // RoundTrips sends n messages of size bytes, each after the echo of the one
@@ -48,7 +60,7 @@ func (d *Driver) RoundTrips(size, n int, lat []time.Duration) (time.Duration, er
 	start := time.Now()
 	t := start
 	for i := range n {
-		if err := d.c.WriteMessage(msg); err != nil {
+		if err := d.send(msg); err != nil {
 			return 0, fmt.Errorf("round trip %d: write: %w", i, err)
 		}
 		k, err := d.c.ReadMessageInto(d.in)
@@ -67,8 +79,9 @@ func (d *Driver) RoundTrips(size, n int, lat []time.Duration) (time.Duration, er
 	return time.Since(start), nil
 }
 
-// OneWay sends n messages of size bytes as fast as the peer takes them and
-// returns the time until the peer acknowledged the last.
+// OneWay sends n messages of size bytes as fast as the peer takes them,
+// flushing after the last, and returns the time until the peer
+// acknowledged them all.
 func (d *Driver) OneWay(size, n int) (time.Duration, error) {
 	msg, err := d.prepare(command{opSink, uint64(size), uint64(n)})
 	if err != nil {
@@ -79,6 +92,9 @@ func (d *Driver) OneWay(size, n int) (time.Duration, error) {
 		if err := d.c.WriteMessage(msg); err != nil {
 			return 0, fmt.Errorf("message %d: write: %w", i, err)
 		}
+	}
+	if err := d.flush(); err != nil {
+		return 0, fmt.Errorf("flush %d messages: %w", n, err)
 	}
 	k, err := d.c.ReadMessageInto(d.in)
 	if err != nil {
@@ -92,5 +108,5 @@ func (d *Driver) OneWay(size, n int) (time.Duration, error) {
 
 // quit tells the peer to return from Serve.
 func (d *Driver) quit() error {
-	return d.c.WriteMessage(command{op: opQuit}.encode(&d.cmdBuf))
+	return d.send(command{op: opQuit}.encode(&d.cmdBuf))
 }

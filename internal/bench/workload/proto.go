@@ -42,8 +42,10 @@ func decodeCommand(b []byte) (command, error) {
 }
 
 // Serve runs the peer's side of workloads on c until the driver says quit
-// or closes the connection.
+// or closes the connection. It counts the messages of each workload and
+// checks their sizes; it flushes each echo and ack.
 func Serve(c Conn) error {
+	flush := flushFunc(c)
 	var cmdBuf [cmdLen]byte
 	var buf []byte
 	for {
@@ -64,13 +66,13 @@ func Serve(c Conn) error {
 		if uint64(len(buf)) < cmd.size {
 			buf = make([]byte, cmd.size)
 		}
-		if err := serve(c, cmd, buf[:cmd.size]); err != nil {
+		if err := serve(c, flush, cmd, buf[:cmd.size]); err != nil {
 			return err
 		}
 	}
 }
 
-func serve(c Conn, cmd command, buf []byte) error {
+func serve(c Conn, flush func() error, cmd command, buf []byte) error {
 	for i := uint64(0); i < cmd.count; i++ {
 		n, err := c.ReadMessageInto(buf)
 		if err != nil {
@@ -80,7 +82,7 @@ func serve(c Conn, cmd command, buf []byte) error {
 			return fmt.Errorf("message %d has %d bytes, want %d", i, n, len(buf))
 		}
 		if cmd.op == opEcho {
-			if err := c.WriteMessage(buf); err != nil {
+			if err := send(c, flush, buf); err != nil {
 				return fmt.Errorf("echo message %d: %w", i, err)
 			}
 		}
@@ -88,7 +90,7 @@ func serve(c Conn, cmd command, buf []byte) error {
 	if cmd.op == opSink {
 		var ack [8]byte
 		binary.LittleEndian.PutUint64(ack[:], cmd.count)
-		if err := c.WriteMessage(ack[:]); err != nil {
+		if err := send(c, flush, ack[:]); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
 	}

@@ -10,12 +10,25 @@ import (
 // Transport is a way for the two processes to connect.
 type Transport struct {
 	Name string
+	// Writes says, for the reader of the results, how a message goes out:
+	// WritesEach, WritesBatched, or the API a transport's own Conn uses.
+	Writes string
+	// Buffered transports hold written messages back until the end of a
+	// batch. A round trip, which must flush every message, cannot gain from
+	// that, so round trips leave them out.
+	Buffered bool
 	// Listen prepares this process's end; dir is a private temporary
 	// directory for socket files.
 	Listen func(dir string) (*Endpoint, error)
 	// Dial connects, in the peer process, to the Endpoint's Addr.
 	Dial func(addr string) (Conn, error)
 }
+
+// How the streams of this package write, in Transport.Writes.
+const (
+	WritesEach    = "per message" // a write system call per message
+	WritesBatched = "batched"     // a BufferSize buffer, written when full and at the end of a batch
+)
 
 // Endpoint is this process's end of a transport before the peer connects.
 type Endpoint struct {
@@ -30,24 +43,66 @@ type Endpoint struct {
 	Close func() error
 }
 
-// Unix is a SOCK_STREAM unix socket.
-var Unix = &Transport{
-	Name:   "unix",
-	Listen: func(dir string) (*Endpoint, error) { return listenNet("unix", filepath.Join(dir, "bench.sock")) },
-	Dial:   func(addr string) (Conn, error) { return dialNet("unix", addr) },
+// The stream transports carry length-prefixed messages (see stream); the
+// plain ones write each message at once, the Buffered ones, named with a
+// "-buffered" suffix, batch small messages.
+var (
+	// Unix is a SOCK_STREAM unix socket.
+	Unix         = netTransport("unix", false)
+	UnixBuffered = netTransport("unix", true)
+	// TCP is a loopback TCP connection (Go sets TCP_NODELAY).
+	TCP         = netTransport("tcp", false)
+	TCPBuffered = netTransport("tcp", true)
+	// Pipe is a pair of pipes, one each way.
+	Pipe         = pipeTransport(false)
+	PipeBuffered = pipeTransport(true)
+)
+
+// streamTransport returns a Transport, without Listen and Dial, named for
+// the base transport and whether it is buffered.
+func streamTransport(base string, buffered bool) *Transport {
+	if buffered {
+		return &Transport{Name: base + "-buffered", Writes: WritesBatched, Buffered: true}
+	}
+	return &Transport{Name: base, Writes: WritesEach}
 }
 
-// TCP is a loopback TCP connection (Go sets TCP_NODELAY).
-var TCP = &Transport{
-	Name:   "tcp",
-	Listen: func(string) (*Endpoint, error) { return listenNet("tcp", "127.0.0.1:0") },
-	Dial:   func(addr string) (Conn, error) { return dialNet("tcp", addr) },
+func netTransport(network string, buffered bool) *Transport {
+	t := streamTransport(network, buffered)
+	t.Listen = func(dir string) (*Endpoint, error) {
+		addr := "127.0.0.1:0"
+		if network == "unix" {
+			addr = filepath.Join(dir, "bench.sock")
+		}
+		l, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &Endpoint{
+			Addr: l.Addr().String(),
+			Accept: func() (Conn, error) {
+				c, err := l.Accept()
+				if err != nil {
+					return nil, err
+				}
+				return newStream(c, c, c, buffered), nil
+			},
+			Close: l.Close,
+		}, nil
+	}
+	t.Dial = func(addr string) (Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newStream(c, c, c, buffered), nil
+	}
+	return t
 }
 
-// Pipe is a pair of pipes, one each way.
-var Pipe = &Transport{
-	Name: "pipe",
-	Listen: func(string) (*Endpoint, error) {
+func pipeTransport(buffered bool) *Transport {
+	t := streamTransport("pipe", buffered)
+	t.Listen = func(string) (*Endpoint, error) {
 		toPeerR, toPeerW, err := os.Pipe()
 		if err != nil {
 			return nil, err
@@ -58,20 +113,21 @@ var Pipe = &Transport{
 			toPeerW.Close()
 			return nil, err
 		}
-		c := newStream(fromPeerR, toPeerW, closers{fromPeerR, toPeerW})
+		c := newStream(fromPeerR, toPeerW, closers{fromPeerR, toPeerW}, buffered)
 		return &Endpoint{
 			Files:  []*os.File{toPeerR, fromPeerW},
 			Accept: func() (Conn, error) { return c, nil },
 			Close:  func() error { return nil },
 		}, nil
-	},
-	Dial: func(string) (Conn, error) {
+	}
+	t.Dial = func(string) (Conn, error) {
 		r, w := os.NewFile(3, "bench-pipe-in"), os.NewFile(4, "bench-pipe-out")
 		if r == nil || w == nil {
 			return nil, fmt.Errorf("pipe descriptors 3 and 4 missing")
 		}
-		return newStream(r, w, closers{r, w}), nil
-	},
+		return newStream(r, w, closers{r, w}, buffered), nil
+	}
+	return t
 }
 
 type closers []*os.File
@@ -84,32 +140,6 @@ func (cs closers) Close() error {
 		}
 	}
 	return first
-}
-
-func listenNet(network, addr string) (*Endpoint, error) {
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &Endpoint{
-		Addr: l.Addr().String(),
-		Accept: func() (Conn, error) {
-			c, err := l.Accept()
-			if err != nil {
-				return nil, err
-			}
-			return NewStream(c), nil
-		},
-		Close: l.Close,
-	}, nil
-}
-
-func dialNet(network, addr string) (Conn, error) {
-	c, err := net.Dial(network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return NewStream(c), nil
 }
 
 // PathTransport makes a Transport of a listener and a dialler that meet at

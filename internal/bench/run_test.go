@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/bench/workload"
+)
+
+// TestResultsBaseline checks which row each workload's ratios are
+// relative to: the plain unix socket for round trips, the fastest
+// transport other than shmlink for one way.
+func TestResultsBaseline(t *testing.T) {
+	rt, ow := Workload{"rt", 64, true}, Workload{"ow", 64, false}
+	shm, unixBuf := Shmlink(0), workload.UnixBuffered
+	lat := func(us ...int) []time.Duration {
+		var d []time.Duration
+		for _, u := range us {
+			d = append(d, time.Duration(u)*time.Microsecond)
+		}
+		return d
+	}
+	cells := [][]*cell{
+		{
+			{w: rt, tr: shm, rates: []float64{1e6}, lat: lat(1, 1, 2), msgs: 3},
+			{w: rt, tr: workload.Pipe, rates: []float64{1e5}, lat: lat(5, 5, 9), msgs: 3},
+			{w: rt, tr: workload.Unix, rates: []float64{4e4}, lat: lat(10, 20, 30), msgs: 3},
+		},
+		{
+			// shmlink is faster than every other, yet not the baseline.
+			{w: ow, tr: shm, rates: []float64{8e6, 6e6, 7e6}, msgs: 3},
+			{w: ow, tr: workload.Unix, rates: []float64{2e5}, msgs: 1},
+			{w: ow, tr: unixBuf, rates: []float64{1.4e6, 1.5e6}, msgs: 2},
+			{w: ow, tr: workload.Pipe, rates: []float64{7e5}, msgs: 1},
+		},
+	}
+	want := []struct {
+		transport, writes, baseline string
+		ratio                       float64
+	}{
+		{"shmlink", "WriteMessage", "unix", 20},
+		{"pipe", workload.WritesEach, "unix", 4},
+		{"unix", workload.WritesEach, "unix", 1},
+		{"shmlink", "WriteMessage", "unix-buffered", 7 / 1.45},
+		{"unix", workload.WritesEach, "unix-buffered", 0.2 / 1.45},
+		{"unix-buffered", workload.WritesBatched, "unix-buffered", 1},
+		{"pipe", workload.WritesEach, "unix-buffered", 0.7 / 1.45},
+	}
+	rs := results(cells)
+	if len(rs) != len(want) {
+		t.Fatalf("%d results, want %d", len(rs), len(want))
+	}
+	for i, w := range want {
+		r := rs[i]
+		if r.Transport != w.transport || r.Writes != w.writes || r.Baseline != w.baseline ||
+			r.Buffered != (w.writes == workload.WritesBatched) || !near(r.Ratio, w.ratio) {
+			t.Errorf("row %d: %+v; want %+v", i, r, w)
+		}
+	}
+	if r := rs[3]; !near(r.MsgPerSec, 7e6) || !near(r.GBPerSec, 7e6*64/1e9) {
+		t.Errorf("shmlink one way: %v msg/s, %v GB/s; want the median round, 7e6 msg/s", r.MsgPerSec, r.GBPerSec)
+	}
+	if r := rs[2]; r.MedianNs != 20e3 || r.P99Ns != 30e3 {
+		t.Errorf("unix round trip: median %v ns, p99 %v ns; want 20000, 30000", r.MedianNs, r.P99Ns)
+	}
+}
+
+// TestResultsNoBaseline checks that a run without a competitor has no
+// ratios rather than wrong ones.
+func TestResultsNoBaseline(t *testing.T) {
+	c := &cell{w: Workload{"ow", 64, false}, tr: Shmlink(0), rates: []float64{1e6}, msgs: 1}
+	rs := results([][]*cell{{c}})
+	if len(rs) != 1 || rs[0].Baseline != "" || rs[0].Ratio != 0 {
+		t.Errorf("results %+v, want one row without baseline or ratio", rs)
+	}
+}
+
+func near(a, b float64) bool { return a > b*(1-1e-9) && a < b*(1+1e-9) }

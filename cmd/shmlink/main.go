@@ -36,7 +36,7 @@ func init() {
 		{"dial", "connect to a server: stdin to the link, the link to stdout", runDial},
 		{"ls", "list this user's links and their servers", runLs},
 		{"stat", "show one link's server", runStat},
-		{"bench", "measure shmlink against a unix socket, a pipe and loopback TCP", runBench},
+		{"bench", "measure shmlink against unix socket, pipe and loopback TCP, each written per message and buffered", runBench},
 	}
 }
 

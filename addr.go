@@ -1,5 +1,7 @@
 package shmlink
 
+import "strconv"
+
 // Addr is the address of one end of a link: the link's name. It implements
 // net.Addr.
 type Addr struct {
@@ -11,5 +13,12 @@ type Addr struct {
 // Network returns "shmlink".
 func (a *Addr) Network() string { return "shmlink" }
 
-// String returns the link name.
-func (a *Addr) String() string { return a.Name }
+// String returns the link name and, when known, the process at this end in
+// brackets ("demo[4242]"), so that a server tells its clients apart the
+// way it would by their socket addresses.
+func (a *Addr) String() string {
+	if a.PID == 0 {
+		return a.Name
+	}
+	return a.Name + "[" + strconv.Itoa(a.PID) + "]"
+}

@@ -2,6 +2,7 @@ package shmlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -44,6 +45,7 @@ type peer struct {
 	local, remote *Addr
 	cred          sys.Cred
 	maxSend       uint64    // the peer's MaxMessageSize
+	flags         uint32    // what the peer understands (wire.Flag...)
 	peerData      *sys.Bell // rung when we publish into the peer's RX ring
 	peerSpace     *sys.Bell // rung when we free space in the peer's TX ring
 }
@@ -54,6 +56,9 @@ type session struct {
 	peer
 	ctl      *sys.Conn
 	state    atomic.Int32
+	left     atomic.Int32  // how the peer left (statePeerClosed, statePeerLost), kept after Close
+	shut     atomic.Bool   // this side sent Shut: it writes no more
+	peerShut atomic.Bool   // the peer sent Shut: reads end with io.EOF once the ring is empty
 	done     chan struct{} // closed on leaving stateOpen
 	doneOnce sync.Once
 }
@@ -95,12 +100,17 @@ func (c *Conn) control() {
 			return
 		}
 		m, err := wire.Decode(buf[:n], len(hs))
-		if err == nil && m.Type != wire.Bye {
+		if err == nil && m.Type != wire.Bye && m.Type != wire.Shut {
 			err = fmt.Errorf("unexpected %s after handshake", m.Type)
 		}
 		if err != nil {
 			c.ep.fail(fmt.Errorf("%w: %w", ErrHandshake, err))
 			return
+		}
+		if m.Type == wire.Shut {
+			c.peerShut.Store(true)
+			c.ep.dataBell.Ring() // a waiting reader re-checks: io.EOF once drained
+			continue
 		}
 		c.peerGone(statePeerClosed)
 	}
@@ -110,12 +120,25 @@ func (c *Conn) control() {
 // re-checks the state and returns.
 func (c *Conn) peerGone(s int32) {
 	if c.state.CompareAndSwap(stateOpen, s) {
+		c.left.Store(s)
 		c.ep.wakeAll()
 		c.markDone()
 	}
 }
 
 func (s *session) markDone() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// leftErr is the error for an operation that found the session torn down
+// because its peer had left: ErrPeerLost or ErrPeerClosed, or nil.
+func (s *session) leftErr() error {
+	switch s.left.Load() {
+	case statePeerLost:
+		return ErrPeerLost
+	case statePeerClosed:
+		return ErrPeerClosed
+	}
+	return nil
+}
 
 // fail ends the session as failed; endpoint.fail calls it.
 func (s *session) fail() {
@@ -165,6 +188,32 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// CloseWrite shuts down the sending direction, as on a *net.UnixConn: the
+// peer reads everything sent before it, then io.EOF, and may go on
+// sending; this side may go on reading. Later writes fail with an error
+// matching net.ErrClosed. Close must still be called. A peer that did not
+// announce half-close in the handshake (an older implementation) cannot be
+// told: CloseWrite then fails with an error matching errors.ErrUnsupported
+// and changes nothing.
+func (c *Conn) CloseWrite() error {
+	if c.flags&wire.FlagHalfClose == 0 {
+		return c.opError("close", fmt.Errorf("%w: the peer does not support half-close", errors.ErrUnsupported))
+	}
+	ep := c.ep
+	// Under the writers' lock the Shut goes out after the last byte of the
+	// last message, as the goodbye does.
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock()
+	if err := ep.stateErr(false); err != nil {
+		return c.opError("close", err)
+	}
+	c.shut.Store(true)
+	if err := c.ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Shut})); err != nil {
+		return c.opError("close", err)
+	}
+	return nil
+}
+
 // opError wraps err the way net.Conn implementations do, leaving io.EOF bare
 // so that io.Copy and friends recognise it.
 func (c *Conn) opError(op string, err error) error {
@@ -186,24 +235,34 @@ func (c *Conn) PeerUID() int { return c.cred.UID }
 
 // SetDeadline sets both the read and the write deadline.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.SetReadDeadline(t)
-	c.SetWriteDeadline(t)
-	return nil
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the deadline for reads, including one already
-// blocked. A zero t means no deadline. After it passes, reads that would
-// wait fail with an error matching ErrTimeout and os.ErrDeadlineExceeded.
+// blocked. A zero t means no deadline. Once it has passed, every read fails
+// at once with an error matching ErrTimeout and os.ErrDeadlineExceeded,
+// even if a message is waiting, until the deadline is moved. After Close it
+// returns an error matching net.ErrClosed.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.ep.closed.Load() {
+		return c.opError("set", net.ErrClosed)
+	}
 	c.ep.readDeadline.Store(unixNano(t))
 	c.ep.dataBell.Ring()
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for writes, including one already
-// blocked. A message cut off by a deadline is abandoned: the peer never
+// blocked; once it has passed, every write fails at once, even with room in
+// the ring. A message cut off by a deadline is abandoned: the peer never
 // sees any of it.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.ep.closed.Load() {
+		return c.opError("set", net.ErrClosed)
+	}
 	c.ep.writeDeadline.Store(unixNano(t))
 	c.ep.spaceBell.Ring()
 	return nil

@@ -20,7 +20,7 @@ import (
 func Dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 	c, err := dial(ctx, name, cfg)
 	if err != nil {
-		return nil, opErr("dial", name, err)
+		return nil, netErr("dial", name, err)
 	}
 	return c, nil
 }
@@ -156,7 +156,7 @@ func handshakeClient(ctx context.Context, name, path string, ep *endpoint, finis
 		return nil, fmt.Errorf("%w: server runs as uid %d", ErrPermission, cred.UID)
 	}
 	hello := wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: uint32(os.Getpid()),
-		MaxMessage: uint64(ep.cfg.MaxMessageSize)})
+		MaxMessage: uint64(ep.cfg.MaxMessageSize), Flags: wire.FlagHalfClose})
 	if err := ctl.Send(hello, ep.seg.Handle(), ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send hello: %w", err))
 	}
@@ -211,7 +211,8 @@ func readWelcome(b []byte, hs []sys.Handle) (p peer, err error) {
 		data.Close()
 		return p, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	return peer{remote: &Addr{PID: int(m.PID)}, maxSend: m.MaxMessage, peerData: data, peerSpace: space}, nil
+	return peer{remote: &Addr{PID: int(m.PID)}, maxSend: m.MaxMessage, flags: m.Flags,
+		peerData: data, peerSpace: space}, nil
 }
 
 // ctxOver reports whether ctx is done or past its deadline: a deadline

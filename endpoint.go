@@ -179,6 +179,17 @@ func (ep *endpoint) stop(ctx context.Context, read bool) error {
 		}
 		return err
 	}
+	if err := ep.expired(read); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// expired reports ErrTimeout once the direction's deadline has passed. An
+// operation checks it before it starts, as the net package does: a passed
+// deadline fails reads and writes at once, even with data in the ring or
+// room for the message.
+func (ep *endpoint) expired(read bool) error {
 	d := &ep.writeDeadline
 	if read {
 		d = &ep.readDeadline
@@ -186,7 +197,7 @@ func (ep *endpoint) stop(ctx context.Context, read bool) error {
 	if ns := d.Load(); ns != 0 && time.Now().UnixNano() >= ns {
 		return ErrTimeout
 	}
-	return ctx.Err()
+	return nil
 }
 
 // wakeAll makes every waiter of this endpoint re-check its state.
@@ -208,7 +219,8 @@ func (ep *endpoint) stateErr(read bool) error {
 	if ep.persistent {
 		return nil
 	}
-	switch ep.sess.Load().state.Load() {
+	s := ep.sess.Load()
+	switch s.state.Load() {
 	case statePeerClosed:
 		if read {
 			return io.EOF
@@ -217,8 +229,17 @@ func (ep *endpoint) stateErr(read bool) error {
 	case statePeerLost:
 		return ErrPeerLost
 	}
+	switch {
+	case read && s.peerShut.Load():
+		return io.EOF
+	case !read && s.shut.Load():
+		return errWriteShut
+	}
 	return nil
 }
+
+// errWriteShut is the error of a write after CloseWrite.
+var errWriteShut = fmt.Errorf("%w: write after CloseWrite", net.ErrClosed)
 
 // fail is the one way a link fails: the peer broke the protocol, so its
 // memory can no longer be trusted. The session ends; the memory stays
@@ -276,6 +297,9 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	if err := ep.stateErr(false); err != nil {
 		return err
 	}
+	if err := ep.expired(false); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -283,12 +307,16 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 }
 
 // lockRead takes the reader lock unless the endpoint is closed (its memory
-// may then be gone).
+// may then be gone) or the read deadline has passed.
 func (ep *endpoint) lockRead() error {
 	ep.rmu.Lock()
 	if ep.closed.Load() {
 		ep.rmu.Unlock()
 		return net.ErrClosed
+	}
+	if err := ep.expired(true); err != nil {
+		ep.rmu.Unlock()
+		return err
 	}
 	return nil
 }

@@ -9,18 +9,20 @@ import (
 	"runtime"
 
 	"github.com/shmlink/shmlink/internal/ring"
+	"github.com/shmlink/shmlink/internal/sys"
 )
 
 // Errors returned by shmlink, for use with errors.Is.
 //
 // The rule for every error this package returns: a sentinel says what
 // happened, without a prefix; it reaches the caller wrapped exactly once
-// with the operation and the name, either as "shmlink: dial "NAME": ..."
-// (Listen, Dial, Open, Probe, a Link's methods) or as a *net.OpError with
-// Net "shmlink" (Conn and Listener methods, as the net package does). The
-// causes below a sentinel stay in the chain, so errors.Is also finds the
-// underlying context or OS error. io.EOF is returned bare, as io.Reader
-// requires.
+// with the operation and the name: as a *net.OpError with Net "shmlink"
+// from the calls that have a net package counterpart (Listen, Dial, a
+// Dialer, Conn and Listener methods), and as "shmlink: OP "NAME": ..."
+// from the others (Open and a Link's methods, Probe, ListLinks,
+// RuntimeDir). The causes below a sentinel stay in the chain, so errors.Is
+// also finds the underlying context or OS error. io.EOF is returned bare,
+// as io.Reader requires.
 var (
 	// ErrUnsupported is returned by every entry point on an operating
 	// system without a backend yet. It matches errors.ErrUnsupported.
@@ -34,11 +36,13 @@ var (
 	// ErrInvalidConfig reports a Config field out of range.
 	ErrInvalidConfig = errors.New("invalid config")
 
-	// ErrNoServer reports a Dial to a name nobody listens on.
-	ErrNoServer = errors.New("no server listening")
+	// ErrNoServer reports a Dial to a name nobody listens on. Like a
+	// refused socket connection, it also matches syscall.ECONNREFUSED.
+	ErrNoServer error = &errnoError{"no server listening", sys.ErrnoConnRefused}
 
 	// ErrAddrInUse reports a Listen on a name a live server already has.
-	ErrAddrInUse = errors.New("name in use by a live server")
+	// It also matches syscall.EADDRINUSE.
+	ErrAddrInUse error = &errnoError{"name in use by a live server", sys.ErrnoAddrInUse}
 
 	// ErrPermission reports a peer refused by the credential check, on
 	// either side, or a name this user may not connect to.
@@ -88,6 +92,16 @@ func (e *ShortBufferError) Error() string {
 // Is makes a ShortBufferError match io.ErrShortBuffer.
 func (e *ShortBufferError) Is(target error) bool { return target == io.ErrShortBuffer }
 
+// errnoError is a sentinel that also matches the OS error a socket would
+// have given in its place.
+type errnoError struct {
+	msg   string
+	errno error
+}
+
+func (e *errnoError) Error() string        { return e.msg }
+func (e *errnoError) Is(target error) bool { return target == e.errno }
+
 type timeoutError struct{}
 
 func (timeoutError) Error() string   { return "i/o timeout" }
@@ -97,11 +111,16 @@ func (timeoutError) Is(target error) bool {
 	return target == os.ErrDeadlineExceeded
 }
 
-// opErr wraps the error of an entry point that names a link: the one place
-// the "shmlink:" prefix is added.
+// opErr wraps the error of an entry point that names a link and has no
+// net package counterpart: the one place the "shmlink:" prefix is added.
 func opErr(op, name string, err error) error {
 	if err == nil {
 		return nil
 	}
 	return fmt.Errorf("shmlink: %s %q: %w", op, name, err)
+}
+
+// netErr wraps the error of Listen or Dial as the net package would.
+func netErr(op, name string, err error) error {
+	return &net.OpError{Op: op, Net: "shmlink", Addr: &Addr{Name: name}, Err: err}
 }

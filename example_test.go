@@ -121,7 +121,7 @@ func ExampleDial() {
 	defer l.Close()
 	c := <-dialed
 	defer c.Close()
-	fmt.Println("connected to", c.RemoteAddr())
+	fmt.Println("connected to", c.RemoteAddr().(*shmlink.Addr).Name)
 
 	_, err = shmlink.Dial(context.Background(), "nobody", nil)
 	fmt.Println(errors.Is(err, shmlink.ErrNoServer))

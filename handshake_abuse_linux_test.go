@@ -149,7 +149,7 @@ var handshakeAbuses = map[string]handshakeAbuse{
 	"bad-type":     {wire.RejectSegment, packetAbuse(wire.Encode(nil, wire.Msg{Type: wire.Bye}), 0)},
 	"truncated":    {wire.RejectSegment, packetAbuse(rawHello()[:13], 3)},
 	"long":         {wire.RejectSegment, packetAbuse(append(rawHello(), 0), 3)},
-	"flags":        {wire.RejectSegment, packetAbuse(patched(rawHello(), 12, 1), 3)},
+	"flags":        {wire.RejectSegment, packetAbuse(patched(rawHello(), 12, 0x80), 3)},
 }
 
 // exitNoReject is the handshake-abuse child's exit status when the

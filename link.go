@@ -390,8 +390,16 @@ func (l *Link) send(ctx context.Context, msg []byte) error {
 		if c != nil {
 			// If this client goes away, the error says so: the message was
 			// meant for it, and a handler calling Send must not wait for a
-			// next client that cannot come while it runs.
-			return c.ep.writeMessage(ctx, msg, c.maxSend)
+			// next client that cannot come while it runs. The session may
+			// have been torn down meanwhile; that is still the client's
+			// departure, not a closed link.
+			err := c.ep.writeMessage(ctx, msg, c.maxSend)
+			if errors.Is(err, net.ErrClosed) && !l.closing() {
+				if left := c.leftErr(); left != nil {
+					return left
+				}
+			}
+			return err
 		}
 		if l.cfg.FailFast {
 			return ErrNoPeer

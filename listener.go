@@ -44,7 +44,7 @@ type Listener struct {
 func Listen(name string, cfg *Config) (*Listener, error) {
 	l, err := listen(name, cfg)
 	if err != nil {
-		return nil, opErr("listen", name, err)
+		return nil, netErr("listen", name, err)
 	}
 	return l, nil
 }
@@ -81,7 +81,13 @@ func (l *Listener) Addr() net.Addr { return &Addr{Name: l.name, Path: l.path, PI
 
 // Accept waits for the next link. It implements net.Listener; AcceptConn
 // returns the *Conn without the interface.
-func (l *Listener) Accept() (net.Conn, error) { return l.AcceptConn() }
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptConn()
+	if err != nil {
+		return nil, err // a nil interface, not a nil *Conn in one
+	}
+	return c, nil
+}
 
 // AcceptConn waits for the next link and returns it.
 func (l *Listener) AcceptConn() (*Conn, error) { return l.AcceptContext(context.Background()) }
@@ -217,14 +223,14 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	undo.add(func() error { ep.close(nil); p.peerData.Close(); return p.peerSpace.Close() })
 
 	welcome := wire.Encode(nil, wire.Msg{Type: wire.Welcome, PID: uint32(os.Getpid()),
-		MaxMessage: uint64(l.cfg.MaxMessageSize)})
+		MaxMessage: uint64(l.cfg.MaxMessageSize), Flags: wire.FlagHalfClose})
 	if err := ctl.Send(welcome, ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, err
 	}
 	ctl.SetDeadline(time.Time{})
 	p.local = &Addr{Name: l.name, Path: l.path, PID: os.Getpid()}
 	p.remote = &Addr{Name: l.name, Path: l.path, PID: cred.PID}
-	p.cred, p.maxSend = cred, hello.MaxMessage
+	p.cred, p.maxSend, p.flags = cred, hello.MaxMessage, hello.Flags
 	c := newConn(ep, ctl, p)
 	l.clients.Add(1)
 	c.onClose = func() { l.clients.Add(-1) }

@@ -90,6 +90,28 @@ func TestCopyFile(t *testing.T) {
 	}
 }
 
+// TestHalfClose: as with netcat, a side whose input is at its end still
+// prints what the peer sends, and an answer comes back after the request's
+// end of file.
+func TestHalfClose(t *testing.T) {
+	cliDir(t)
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	// The server's input is empty: it half-closes at once and receives.
+	listen := start(t, strings.NewReader(""), out, "listen", "half")
+	listen.Stderr.Expect(t, "listening on half")
+	dial := start(t, strings.NewReader("request\n"), nil, "dial", "half")
+	expectExit(t, dial, 0)
+	expectExit(t, listen, 0)
+	if got, _ := os.ReadFile(out.Name()); string(got) != "request\n" {
+		t.Fatalf("server with empty input received %q", got)
+	}
+}
+
 func TestMessages(t *testing.T) {
 	cliDir(t)
 	listen := start(t, nil, nil, "listen", "--messages", "chat")
@@ -177,7 +199,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{args: []string{"ls", "extra"}, code: 2, stderr: `unexpected argument "extra"`},
 		{args: []string{"dial", "nobody"}, code: 1, stderr: "no server listening"},
 		// Not "gave up waiting" yet: see TestDialWaitDeadlineGivesErrNoServer.
-		{args: []string{"dial", "-q", "--timeout=200ms", "--wait", "nobody"}, code: 1, stderr: `dial "nobody"`},
+		{args: []string{"dial", "-q", "--timeout=200ms", "--wait", "nobody"}, code: 1, stderr: "dial shmlink nobody"},
 		{args: []string{"stat", "nobody"}, code: 1, stderr: "no server listening"},
 		{args: []string{"listen", "../escape"}, code: 1, stderr: "invalid"},
 	} {

@@ -41,10 +41,11 @@ func (o *netcat) status(format string, args ...any) {
 	}
 }
 
-const netcatDoc = `Standard input goes to the link and the link goes to standard output, until
-either side closes: the end of standard input closes the link cleanly once
-everything read is sent (the peer then reads end-of-file after all of it), and
-the peer's close ends the command once everything received is written.
+const netcatDoc = `Standard input goes to the link and the link goes to standard output, as
+netcat does: the end of standard input half-closes the link once everything
+read is sent (the peer then reads end-of-file after all of it, and may still
+answer), and the command goes on printing what the peer sends until the peer
+closes or half-closes its side; then it closes the link and exits.
 Status changes (connected, peer closed, peer lost) go to standard error. The
 exit status is 1 if the peer was lost, that is died without closing.`
 
@@ -130,9 +131,18 @@ func (o *netcat) serve(ctx context.Context, c *shmlink.Conn) error {
 		return err
 	case err := <-sent:
 		if err == nil {
-			// End of input: closing now sends everything written, then
-			// the goodbye; the peer drains and reads end-of-file.
-			return nil
+			// End of input: the peer reads everything written, then
+			// end-of-file, and may still answer; we print until it is
+			// done. A peer that cannot be half-closed is closed.
+			if c.CloseWrite() != nil {
+				return nil
+			}
+			select {
+			case err := <-received:
+				return err
+			case <-ctx.Done():
+				return errInterrupted
+			}
 		}
 		if !errors.Is(err, shmlink.ErrPeerClosed) && !errors.Is(err, shmlink.ErrPeerLost) {
 			return err

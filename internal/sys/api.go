@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -33,6 +34,13 @@ var (
 	// ErrTooManyHandles: a packet carried more handles than the receiver
 	// allowed; all of them were closed.
 	ErrTooManyHandles = errors.New("packet carried unexpected handles")
+)
+
+// The OS errors that a socket would give where shmlink reports ErrNoServer
+// and ErrAddrInUse, so that code written for sockets recognises them.
+var (
+	ErrnoConnRefused error = syscall.ECONNREFUSED
+	ErrnoAddrInUse   error = syscall.EADDRINUSE
 )
 
 // Handle is an OS object that travels with a packet: a segment or a

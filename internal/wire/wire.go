@@ -28,6 +28,15 @@ const (
 	Bye     Type = 4 // either side: clean close, sent after the last data
 	Probe   Type = 5 // a client that only wants Info
 	Info    Type = 6 // server → prober
+	Shut    Type = 7 // either side: writes no more data, still reads; only to a peer with FlagHalfClose
+)
+
+// Hello and Welcome flags: what the sender understands beyond version 1's
+// base.
+const (
+	FlagHalfClose uint32 = 1 << 0 // the sender understands Shut
+
+	knownFlags = FlagHalfClose
 )
 
 func (t Type) String() string {
@@ -44,6 +53,8 @@ func (t Type) String() string {
 		return "probe"
 	case Info:
 		return "info"
+	case Shut:
+		return "shut"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -77,6 +88,7 @@ type Msg struct {
 	Version    uint16
 	PID        uint32
 	MaxMessage uint64 // Hello, Welcome: largest message the sender accepts
+	Flags      uint32 // Hello, Welcome: Flag... bits
 	Code       uint16 // Reject
 	Reason     string // Reject
 	Since      int64  // Info: listener start, Unix nanoseconds
@@ -104,7 +116,7 @@ func Encode(b []byte, m Msg) []byte {
 	switch m.Type {
 	case Hello, Welcome:
 		b = binary.LittleEndian.AppendUint32(b, m.PID)
-		b = binary.LittleEndian.AppendUint32(b, 0)
+		b = binary.LittleEndian.AppendUint32(b, m.Flags)
 		b = binary.LittleEndian.AppendUint64(b, m.MaxMessage)
 	case Reject:
 		r := m.Reason
@@ -163,7 +175,7 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 		if len(b) == want {
 			m.Reason = string(body[4:])
 		}
-	case Bye, Probe:
+	case Bye, Probe, Shut:
 		want = headerLen
 	case Info:
 		want = headerLen + 16
@@ -179,7 +191,8 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 	switch m.Type {
 	case Hello, Welcome:
 		m.PID = binary.LittleEndian.Uint32(body)
-		if f := binary.LittleEndian.Uint32(body[4:]); f != 0 {
+		m.Flags = binary.LittleEndian.Uint32(body[4:])
+		if f := m.Flags &^ knownFlags; f != 0 {
 			return m, malformed("unknown flags %#x", f)
 		}
 		m.MaxMessage = binary.LittleEndian.Uint64(body[8:])

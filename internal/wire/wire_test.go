@@ -8,6 +8,8 @@ import (
 func TestRoundTrip(t *testing.T) {
 	msgs := []Msg{
 		{Type: Hello, PID: 42, MaxMessage: 1 << 30},
+		{Type: Hello, PID: 42, MaxMessage: 1 << 30, Flags: FlagHalfClose},
+		{Type: Shut},
 		{Type: Welcome, PID: 7, MaxMessage: 99},
 		{Type: Reject, Code: RejectPermission, Reason: "uid 1000 not allowed"},
 		{Type: Bye},

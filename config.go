@@ -1,7 +1,9 @@
 package shmlink
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/ring"
@@ -38,6 +40,17 @@ type Config struct {
 	// client-role link) or waiting for a client (a server-role link).
 	FailFast bool
 
+	// MaxClients, if positive, bounds how many links a listener serves at
+	// once: a client beyond it is refused with ErrBusy. Default 0, no
+	// bound.
+	MaxClients int
+
+	// Logger, if set, receives the link's lifecycle as structured events:
+	// listening, connected (with the peer's pid), peer closed, peer lost,
+	// handshake rejected (with the reason), corruption detected. Nil is
+	// silent.
+	Logger *slog.Logger
+
 	// HandshakeTimeout bounds how long a listener waits for a connecting
 	// client to complete the handshake. Default 5s.
 	HandshakeTimeout time.Duration
@@ -50,6 +63,13 @@ type Config struct {
 	// absolute path in a directory those users can reach.
 	AllowUIDs []int
 	AllowGIDs []int
+}
+
+// log records a lifecycle event, if the Config has a Logger.
+func (c *Config) log(level slog.Level, msg string, args ...any) {
+	if c.Logger != nil {
+		c.Logger.Log(context.Background(), level, msg, args...)
+	}
 }
 
 // Defaults, as DefaultConfig returns them.
@@ -84,6 +104,9 @@ func (c *Config) Validate() error {
 	if c.MaxMessageSize < 0 {
 		return fmt.Errorf("%w: MaxMessageSize %d is negative", ErrInvalidConfig, c.MaxMessageSize)
 	}
+	if c.MaxClients < 0 {
+		return fmt.Errorf("%w: MaxClients %d is negative", ErrInvalidConfig, c.MaxClients)
+	}
 	if c.HandshakeTimeout < 0 {
 		return fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, c.HandshakeTimeout)
 	}
@@ -113,6 +136,8 @@ func (c *Config) resolve() (Config, error) {
 	}
 	r.Wait = c.Wait
 	r.FailFast = c.FailFast
+	r.MaxClients = c.MaxClients
+	r.Logger = c.Logger
 	r.AllowUIDs = append([]int(nil), c.AllowUIDs...)
 	r.AllowGIDs = append([]int(nil), c.AllowGIDs...)
 	return r, nil

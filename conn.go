@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type peer struct {
 	cred          sys.Cred
 	maxSend       uint64    // the peer's MaxMessageSize
 	flags         uint32    // what the peer understands (wire.Flag...)
+	since         time.Time // when the link was set up
 	peerData      *sys.Bell // rung when we publish into the peer's RX ring
 	peerSpace     *sys.Bell // rung when we free space in the peer's TX ring
 }
@@ -66,6 +68,7 @@ type session struct {
 // newConn makes a session over ep. It does not watch the control
 // connection yet: start does, once the handshake is over.
 func newConn(ep *endpoint, ctl *sys.Conn, p peer) *Conn {
+	p.since = time.Now()
 	return &Conn{ep: ep, session: session{peer: p, ctl: ctl, done: make(chan struct{})},
 		controlStopped: make(chan struct{})}
 }
@@ -120,6 +123,11 @@ func (c *Conn) control() {
 // re-checks the state and returns.
 func (c *Conn) peerGone(s int32) {
 	if c.state.CompareAndSwap(stateOpen, s) {
+		if s == statePeerLost {
+			c.ep.cfg.log(slog.LevelWarn, "shmlink: peer lost", "name", c.local.Name, "peer_pid", c.remote.PID)
+		} else {
+			c.ep.cfg.log(slog.LevelInfo, "shmlink: peer closed", "name", c.local.Name, "peer_pid", c.remote.PID)
+		}
 		c.left.Store(s)
 		c.ep.wakeAll()
 		c.markDone()

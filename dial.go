@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -47,6 +48,7 @@ func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 		return nil, err
 	}
 	c.start()
+	conf.log(slog.LevelInfo, "shmlink: connected", "name", name, "role", "client", "peer_pid", c.remote.PID)
 	return c, nil
 }
 
@@ -246,6 +248,8 @@ func rejectError(m wire.Msg) error {
 		return fmt.Errorf("%w: server says: %s", ErrPermission, m.Reason)
 	case wire.RejectClosing:
 		return fmt.Errorf("%w: server is closing", ErrNoServer)
+	case wire.RejectBusy:
+		return fmt.Errorf("%w: server says: %s", ErrBusy, m.Reason)
 	}
 	return fmt.Errorf("%w: server rejected: %s", ErrHandshake, m.Reason)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -249,8 +250,16 @@ func (ep *endpoint) fail(err error) {
 	if !ep.failErr.CompareAndSwap(nil, &err) {
 		return
 	}
-	if s := ep.sess.Load(); s != nil {
+	s := ep.sess.Load()
+	if s != nil {
 		s.fail()
+	}
+	if ep.cfg.Logger != nil {
+		args := []any{"error", err.Error()}
+		if s != nil {
+			args = append(args, "name", s.local.Name, "peer_pid", s.remote.PID)
+		}
+		ep.cfg.log(slog.LevelError, "shmlink: corruption detected, link closed", args...)
 	}
 	ep.wakeAll()
 }

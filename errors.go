@@ -44,6 +44,10 @@ var (
 	// It also matches syscall.EADDRINUSE.
 	ErrAddrInUse error = &errnoError{"name in use by a live server", sys.ErrnoAddrInUse}
 
+	// ErrBusy reports a server that serves no more clients at the moment
+	// (Config.MaxClients).
+	ErrBusy = errors.New("server busy")
+
 	// ErrPermission reports a peer refused by the credential check, on
 	// either side, or a name this user may not connect to.
 	ErrPermission = errors.New("peer not permitted")

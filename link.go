@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -252,6 +253,7 @@ func (l *Link) runClient(path string) {
 		l.conn = c
 		l.mu.Unlock()
 		c.start()
+		l.cfg.log(slog.LevelInfo, "shmlink: connected", "name", l.name, "role", "client", "peer_pid", c.remote.PID)
 		l.setStatus(StatusConnected)
 		select {
 		case <-c.Done():

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +32,10 @@ type Listener struct {
 	done    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
-	clients atomic.Int32
+	clients atomic.Int32 // links handshaking or accepted and not closed
+
+	connsMu sync.Mutex
+	conns   map[*Conn]struct{} // links accepted and not closed, for Stat
 
 	hsMu        sync.Mutex
 	handshaking map[*sys.Conn]struct{} // connections mid-handshake
@@ -70,7 +75,8 @@ func listen(name string, cfg *Config) (*Listener, error) {
 	}
 	l := &Listener{cfg: conf, name: name, path: path, ln: ln, since: time.Now(),
 		ready: make(chan *Conn, acceptBacklog), done: make(chan struct{}),
-		handshaking: make(map[*sys.Conn]struct{})}
+		handshaking: make(map[*sys.Conn]struct{}), conns: make(map[*Conn]struct{})}
+	conf.log(slog.LevelInfo, "shmlink: listening", "name", name, "path", path)
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -183,6 +189,17 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
+// track records (add) or forgets a link that this listener serves.
+func (l *Listener) track(c *Conn, add bool) {
+	l.connsMu.Lock()
+	defer l.connsMu.Unlock()
+	if add {
+		l.conns[c] = struct{}{}
+	} else {
+		delete(l.conns, c)
+	}
+}
+
 // trackHandshake records (add) or forgets a connection whose handshake is
 // in flight, so that Close can cut it off. Only connections still in the
 // handshake are touched: a finished one may be a live link.
@@ -210,16 +227,22 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if hello.Type == wire.Probe {
-		l.answerProbe(ctl)
+	if hello.Type == wire.Probe || hello.Type == wire.Stat {
+		l.answerProbe(ctl, hello.Type == wire.Stat)
 		return nil, nil
 	}
-	ep, p, err := l.attach(hs)
-	if err != nil {
-		return nil, reject(ctl, wire.RejectSegment, err)
+	if n := l.clients.Add(1); l.cfg.MaxClients > 0 && int(n) > l.cfg.MaxClients {
+		l.clients.Add(-1)
+		sys.CloseHandles(hs)
+		return nil, l.reject(ctl, cred, wire.RejectBusy, fmt.Errorf("%s serves at most %d clients at once", l.name, l.cfg.MaxClients))
 	}
 	var undo cleanup
 	defer undo.onError(&err)
+	undo.add(func() error { l.clients.Add(-1); return nil })
+	ep, p, err := l.attach(hs)
+	if err != nil {
+		return nil, l.reject(ctl, cred, wire.RejectSegment, err)
+	}
 	undo.add(func() error { ep.close(nil); p.peerData.Close(); return p.peerSpace.Close() })
 
 	welcome := wire.Encode(nil, wire.Msg{Type: wire.Welcome, PID: uint32(os.Getpid()),
@@ -232,14 +255,17 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	p.remote = &Addr{Name: l.name, Path: l.path, PID: cred.PID}
 	p.cred, p.maxSend, p.flags = cred, hello.MaxMessage, hello.Flags
 	c := newConn(ep, ctl, p)
-	l.clients.Add(1)
-	c.onClose = func() { l.clients.Add(-1) }
+	l.track(c, true)
+	c.onClose = func() { l.track(c, false); l.clients.Add(-1) }
 	c.start()
+	l.cfg.log(slog.LevelInfo, "shmlink: connected", "name", l.name, "role", "server", "peer_pid", cred.PID, "peer_uid", cred.UID)
 	return c, nil
 }
 
 // reject tells the client why it is refused, if it can, and returns why.
-func reject(ctl *sys.Conn, code uint16, why error) error {
+func (l *Listener) reject(ctl *sys.Conn, cred sys.Cred, code uint16, why error) error {
+	l.cfg.log(slog.LevelWarn, "shmlink: handshake rejected", "name", l.name, "peer_pid", cred.PID,
+		"peer_uid", cred.UID, "code", code, "reason", why.Error())
 	_ = ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Reject, Code: code, Reason: why.Error()}))
 	return why
 }
@@ -254,7 +280,7 @@ func (l *Listener) readHello(ctl *sys.Conn) (cred sys.Cred, m wire.Msg, hs []sys
 	var buf [256]byte
 	n, hs, err := ctl.Recv(buf[:], wire.Hello.Handles())
 	if errors.Is(err, sys.ErrTooManyHandles) {
-		return cred, m, nil, reject(ctl, wire.RejectSegment, err)
+		return cred, m, nil, l.reject(ctl, cred, wire.RejectSegment, err)
 	}
 	if err != nil {
 		return cred, m, nil, err
@@ -262,13 +288,13 @@ func (l *Listener) readHello(ctl *sys.Conn) (cred sys.Cred, m wire.Msg, hs []sys
 	m, err = wire.Decode(buf[:n], len(hs))
 	switch {
 	case err != nil:
-		err = reject(ctl, wire.RejectSegment, err)
+		err = l.reject(ctl, cred, wire.RejectSegment, err)
 	case m.Version != wire.Version:
-		err = reject(ctl, wire.RejectVersion, fmt.Errorf("version %d not supported, server speaks %d", m.Version, wire.Version))
+		err = l.reject(ctl, cred, wire.RejectVersion, fmt.Errorf("version %d not supported, server speaks %d", m.Version, wire.Version))
 	case !l.cfg.admits(cred):
-		err = reject(ctl, wire.RejectPermission, fmt.Errorf("uid %d gid %d not allowed", cred.UID, cred.GID))
-	case m.Type != wire.Hello && m.Type != wire.Probe:
-		err = reject(ctl, wire.RejectSegment, fmt.Errorf("expected hello, got %s", m.Type))
+		err = l.reject(ctl, cred, wire.RejectPermission, fmt.Errorf("uid %d gid %d not allowed", cred.UID, cred.GID))
+	case m.Type != wire.Hello && m.Type != wire.Probe && m.Type != wire.Stat:
+		err = l.reject(ctl, cred, wire.RejectSegment, fmt.Errorf("expected hello, got %s", m.Type))
 	}
 	if err != nil {
 		sys.CloseHandles(hs)
@@ -277,10 +303,24 @@ func (l *Listener) readHello(ctl *sys.Conn) (cred sys.Cred, m wire.Msg, hs []sys
 	return cred, m, hs, nil
 }
 
-// answerProbe tells a prober who this listener is, and hangs up.
-func (l *Listener) answerProbe(ctl *sys.Conn) {
-	info := wire.Msg{Type: wire.Info, PID: uint32(os.Getpid()), Clients: uint32(l.clients.Load()),
+// answerProbe tells a prober who this listener is and, for a Stat, each
+// link's counters; then it hangs up.
+func (l *Listener) answerProbe(ctl *sys.Conn, links bool) {
+	l.connsMu.Lock()
+	conns := make([]*Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.connsMu.Unlock()
+	info := wire.Msg{Type: wire.Info, PID: uint32(os.Getpid()), Clients: uint32(len(conns)),
 		Since: l.since.UnixNano()}
+	if links {
+		info.Type = wire.Links
+		slices.SortFunc(conns, func(a, b *Conn) int { return a.since.Compare(b.since) })
+		for _, c := range conns[:min(len(conns), wire.MaxLinkRecords)] {
+			info.Links = append(info.Links, c.record())
+		}
+	}
 	_ = ctl.Send(wire.Encode(nil, info))
 	ctl.Close()
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/sys"
 	"github.com/shmlink/shmlink/internal/wire"
 )
@@ -52,32 +53,101 @@ func Probe(ctx context.Context, name string) (ServerInfo, error) {
 }
 
 func probePath(ctx context.Context, path string) (ServerInfo, error) {
-	ctl, err := dialControl(ctx, path)
+	m, err := ask(ctx, path, wire.Probe, wire.Info, 256)
 	if err != nil {
 		return ServerInfo{}, err
+	}
+	return ServerInfo{PID: int(m.PID), Clients: int(m.Clients), Since: time.Unix(0, m.Since)}, nil
+}
+
+// ask sends a listener one request on a connection of its own and returns
+// its answer, of type want.
+func ask(ctx context.Context, path string, req, want wire.Type, size int) (wire.Msg, error) {
+	ctl, err := dialControl(ctx, path)
+	if err != nil {
+		return wire.Msg{}, err
 	}
 	defer ctl.Close()
 	// A context cancelled mid-exchange must unblock the read at once.
 	defer cutOff(ctx, ctl)()
 
-	if err := ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Probe})); err != nil {
-		return ServerInfo{}, ctxErr(ctx, fmt.Errorf("send probe: %w", err))
+	if err := ctl.Send(wire.Encode(nil, wire.Msg{Type: req})); err != nil {
+		return wire.Msg{}, ctxErr(ctx, fmt.Errorf("send %s: %w", req, err))
 	}
-	var buf [256]byte
-	n, hs, err := ctl.Recv(buf[:], 0)
+	buf := make([]byte, size)
+	n, hs, err := ctl.Recv(buf, 0)
 	if err != nil {
-		return ServerInfo{}, ctxErr(ctx, fmt.Errorf("%w: waiting for info: %w", ErrHandshake, err))
+		return wire.Msg{}, ctxErr(ctx, fmt.Errorf("%w: waiting for %s: %w", ErrHandshake, want, err))
 	}
 	m, err := wire.Decode(buf[:n], len(hs))
 	switch {
 	case err != nil:
-		return ServerInfo{}, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return m, fmt.Errorf("%w: %w", ErrHandshake, err)
 	case m.Type == wire.Reject:
-		return ServerInfo{}, rejectError(m)
-	case m.Type != wire.Info || m.Version != wire.Version:
-		return ServerInfo{}, fmt.Errorf("%w: got %s version %d, want info", ErrHandshake, m.Type, m.Version)
+		return m, rejectError(m)
+	case m.Type != want || m.Version != wire.Version:
+		return m, fmt.Errorf("%w: got %s version %d, want %s", ErrHandshake, m.Type, m.Version, want)
 	}
-	return ServerInfo{PID: int(m.PID), Clients: int(m.Clients), Since: time.Unix(0, m.Since)}, nil
+	return m, nil
+}
+
+// LinkStats is one link a server serves, as Stat reports it: the client,
+// when it connected, and the server side's counters (Sent is what the
+// server sent its client).
+type LinkStats struct {
+	PeerPID int
+	Since   time.Time
+	Stats
+}
+
+// Stat asks the server listening on name, as Probe does, for itself and
+// for each link it serves (at most 256) with its live counters. The
+// answer comes from another process: Stat checks that it is plausible (a
+// valid ring size, fills and high-water marks within the ring) and refuses
+// it with ErrHandshake otherwise.
+func Stat(ctx context.Context, name string) (ServerInfo, []LinkStats, error) {
+	path, err := endpointPath(name)
+	if err != nil {
+		return ServerInfo{}, nil, opErr("stat", name, err)
+	}
+	m, err := ask(ctx, path, wire.Stat, wire.Links, wire.MaxLinksLen)
+	if err != nil {
+		return ServerInfo{}, nil, opErr("stat", name, err)
+	}
+	links := make([]LinkStats, 0, len(m.Links))
+	for _, r := range m.Links {
+		ls, err := linkStats(r)
+		if err != nil {
+			return ServerInfo{}, nil, opErr("stat", name, fmt.Errorf("%w: %w", ErrHandshake, err))
+		}
+		links = append(links, ls)
+	}
+	return ServerInfo{PID: int(m.PID), Clients: int(m.Clients), Since: time.Unix(0, m.Since)}, links, nil
+}
+
+// linkStats checks one record from a server for sense.
+func linkStats(r wire.LinkRecord) (LinkStats, error) {
+	if err := ring.CheckRingSize(r.RingSize); err != nil {
+		return LinkStats{}, fmt.Errorf("implausible link stats: %w", err)
+	}
+	dir := func(d wire.DirRecord) (DirectionStats, error) {
+		if d.Fill > r.RingSize || d.HighWater > r.RingSize {
+			return DirectionStats{}, fmt.Errorf("implausible link stats: fill %d, high water %d in a ring of %d",
+				d.Fill, d.HighWater, r.RingSize)
+		}
+		return DirectionStats{Messages: d.Messages, Bytes: d.Bytes, Waits: d.Waits, Sleeps: d.Sleeps,
+			Wakeups: d.Wakeups, HighWater: d.HighWater, Fill: d.Fill}, nil
+	}
+	sent, err := dir(r.Sent)
+	if err != nil {
+		return LinkStats{}, err
+	}
+	received, err := dir(r.Received)
+	if err != nil {
+		return LinkStats{}, err
+	}
+	return LinkStats{PeerPID: int(r.PID), Since: time.Unix(0, r.Since),
+		Stats: Stats{Sent: sent, Received: received, RingSize: int(r.RingSize)}}, nil
 }
 
 // ListLinks probes every socket in RuntimeDir and returns what it found,

@@ -1,6 +1,10 @@
 package shmlink
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/shmlink/shmlink/internal/wire"
+)
 
 // DirectionStats counts the traffic of one direction of a link, as seen by
 // this side.
@@ -11,6 +15,7 @@ type DirectionStats struct {
 	Sleeps    uint64 // of those waits, how many outlasted the spin and slept in the kernel
 	Wakeups   uint64 // times this side woke the peer (each is one system call)
 	HighWater uint64 // most bytes this side saw in the ring at once
+	Fill      uint64 // bytes in the ring now
 }
 
 // Stats is a snapshot of a link's counters.
@@ -43,16 +48,28 @@ func (ep *endpoint) stats() Stats {
 	return s
 }
 
+// sentStats and receivedStats run under the direction's lock, which close
+// needs before it unmaps: reading the fill from shared memory is safe
+// while the endpoint is not closed.
 func (ep *endpoint) sentStats() DirectionStats {
 	k := ep.wr.Counters
-	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.wwait.Waits,
+	d := DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.wwait.Waits,
 		Sleeps: ep.wwait.Sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+	if !ep.closed.Load() {
+		d.Fill = ep.wr.Fill()
+	}
+	return d
 }
 
 func (ep *endpoint) receivedStats() DirectionStats {
-	k := ep.rd.Consumer().Counters
-	return DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.rwait.Waits,
+	c := ep.rd.Consumer()
+	k := c.Counters
+	d := DirectionStats{Messages: k.Messages, Bytes: k.Bytes, Waits: ep.rwait.Waits,
 		Sleeps: ep.rwait.Sleeps, Wakeups: k.Wakeups, HighWater: k.HighWater}
+	if !ep.closed.Load() {
+		d.Fill = c.Fill()
+	}
+	return d
 }
 
 // publishStats publishes one direction's counters for Stats to read while
@@ -71,7 +88,7 @@ func (ep *endpoint) publishStats(read bool) {
 // still one that was true. Publishing allocates nothing: it runs on every
 // wait.
 type statsSnapshot struct {
-	messages, bytes, waits, sleeps, wakeups, highWater atomic.Uint64
+	messages, bytes, waits, sleeps, wakeups, highWater, fill atomic.Uint64
 }
 
 func (s *statsSnapshot) store(d DirectionStats) {
@@ -81,9 +98,21 @@ func (s *statsSnapshot) store(d DirectionStats) {
 	s.sleeps.Store(d.Sleeps)
 	s.wakeups.Store(d.Wakeups)
 	s.highWater.Store(d.HighWater)
+	s.fill.Store(d.Fill)
 }
 
 func (s *statsSnapshot) load() DirectionStats {
 	return DirectionStats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Waits: s.waits.Load(),
-		Sleeps: s.sleeps.Load(), Wakeups: s.wakeups.Load(), HighWater: s.highWater.Load()}
+		Sleeps: s.sleeps.Load(), Wakeups: s.wakeups.Load(), HighWater: s.highWater.Load(), Fill: s.fill.Load()}
+}
+
+// record is the link's counters as its server reports them to Stat.
+func (c *Conn) record() wire.LinkRecord {
+	s := c.Stats()
+	dir := func(d DirectionStats) wire.DirRecord {
+		return wire.DirRecord{Messages: d.Messages, Bytes: d.Bytes, Waits: d.Waits, Sleeps: d.Sleeps,
+			Wakeups: d.Wakeups, HighWater: d.HighWater, Fill: d.Fill}
+	}
+	return wire.LinkRecord{PID: uint32(c.remote.PID), Since: c.since.UnixNano(), RingSize: uint64(s.RingSize),
+		Sent: dir(s.Sent), Received: dir(s.Received)}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -9,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shmlink/shmlink"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -112,6 +116,74 @@ func TestHalfClose(t *testing.T) {
 	}
 }
 
+// TestStatShowsLiveLink: while listen serves a client it keeps its name, so
+// stat (another process) shows the link's live counters, and a second
+// client is refused with the reason.
+func TestStatShowsLiveLink(t *testing.T) {
+	cliDir(t)
+	listen := start(t, nil, nil, "listen", "--messages", "live")
+	listen.Stderr.Expect(t, "listening on live")
+	dial := start(t, nil, nil, "dial", "--messages", "live")
+	dial.Stderr.Expect(t, "connected")
+	for _, line := range []string{"one", "two", "three"} {
+		io.WriteString(dial.Stdin, line+"\n")
+		listen.Stdout.Expect(t, line)
+	}
+	out, errOut, code := runCLI(t, "", "stat", "--json", "live")
+	if code != 0 {
+		t.Fatalf("stat: exit %d: %s", code, errOut)
+	}
+	var st struct {
+		Clients int
+		Links   []struct {
+			PeerPID  int
+			RingSize int
+			Received struct{ Messages, Bytes uint64 }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("stat --json: %v\n%s", err, out)
+	}
+	if st.Clients != 1 || len(st.Links) != 1 || st.Links[0].PeerPID != dial.Pid() ||
+		st.Links[0].Received.Messages != 3 || st.Links[0].Received.Bytes != 11 {
+		t.Fatalf("stat shows %+v; want one link from pid %d that received 3 messages, 11 bytes", st, dial.Pid())
+	}
+	_, errOut, code = runCLI(t, "", "dial", "live")
+	if code != 1 || !strings.Contains(errOut, "busy") {
+		t.Errorf("second client: exit %d, %q; want a refusal saying the server is busy", code, errOut)
+	}
+	dial.Stdin.Close()
+	expectExit(t, dial, 0)
+	expectExit(t, listen, 0)
+}
+
+// TestReadyFD: a supervisor learns that listen is up from a descriptor, not
+// by parsing its messages.
+func TestReadyFD(t *testing.T) {
+	cliDir(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := testproc.Command(t, "shmlink", "listen", "-q", "--ready-fd", "3", "ready")
+	cmd.ExtraFiles = []*os.File{w}
+	stdin, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	r.SetReadDeadline(time.Now().Add(testproc.DefaultTimeout))
+	got, err := io.ReadAll(r)
+	if err != nil || string(got) != "ready\n" {
+		t.Fatalf("ready descriptor said %q, %v", got, err)
+	}
+	if _, err := shmlink.Probe(context.Background(), "ready"); err != nil {
+		t.Fatalf("ready, but not listening: %v", err)
+	}
+}
+
 func TestMessages(t *testing.T) {
 	cliDir(t)
 	listen := start(t, nil, nil, "listen", "--messages", "chat")
@@ -142,7 +214,7 @@ func TestPeerLost(t *testing.T) {
 	listen.Stderr.Expect(t, "connected")
 	dial.Kill(t)
 	listen.Stderr.Expect(t, "peer lost")
-	expectExit(t, listen, 1)
+	expectExit(t, listen, 3)
 }
 
 func TestLsShowsLiveAndStale(t *testing.T) {

@@ -18,6 +18,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/shmlink/shmlink"
 )
 
 // command is one subcommand. run gets the arguments after its name.
@@ -77,6 +79,12 @@ func run(args []string) int {
 		return 2
 	}
 	fmt.Fprintf(os.Stderr, "shmlink %s: %s\n", name, oneLine(err))
+	switch {
+	case errors.Is(err, shmlink.ErrPeerLost):
+		return 3
+	case errors.Is(err, shmlink.ErrCorrupt):
+		return 4
+	}
 	return 1
 }
 

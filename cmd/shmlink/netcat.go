@@ -26,12 +26,28 @@ type netcat struct {
 	messages bool
 	noStdin  bool
 	quiet    bool
+	readyFD  int
+	listener bool // listen: done when the peer is; dial: done when both are
 }
 
 func (o *netcat) register(fs *flags) {
 	fs.BoolVar(&o.messages, "messages", false, "one message per line: each input line is sent as a message, each message received is printed on a line")
 	fs.BoolVar(&o.noStdin, "no-stdin", false, "do not read standard input; only receive (and exit when the peer closes)")
 	fs.BoolVar(&o.quiet, "q", false, "quiet: no status lines on standard error")
+	fs.IntVar(&o.readyFD, "ready-fd", -1, "once listening (listen) or connected (dial), write \"ready\\n\" to this inherited descriptor and close it")
+}
+
+// ready tells a supervisor, through --ready-fd, that the command is set up.
+func (o *netcat) ready() {
+	if o.readyFD < 0 {
+		return
+	}
+	f := os.NewFile(uintptr(o.readyFD), "ready-fd")
+	if f == nil {
+		return
+	}
+	f.WriteString("ready\n")
+	f.Close()
 }
 
 // status prints a status change on standard error.
@@ -44,13 +60,21 @@ func (o *netcat) status(format string, args ...any) {
 const netcatDoc = `Standard input goes to the link and the link goes to standard output, as
 netcat does: the end of standard input half-closes the link once everything
 read is sent (the peer then reads end-of-file after all of it, and may still
-answer), and the command goes on printing what the peer sends until the peer
-closes or half-closes its side; then it closes the link and exits.
-Status changes (connected, peer closed, peer lost) go to standard error. The
-exit status is 1 if the peer was lost, that is died without closing.`
+answer), and the command goes on printing what the peer sends. listen is done
+when its client has sent everything (closed or half-closed its side); dial is
+done when both its input and the server's sending have ended, or the server
+closed. Then the command closes the link and exits.
+
+listen serves one client at a time and keeps its name while it does: a second
+client is refused (the server is busy), and ls and stat show the live link.
+
+Exit status: 0 when the link ended cleanly, 1 on an error, 2 on a usage
+mistake, 3 when the peer was lost (died without closing), 4 when the peer
+broke the protocol (corrupt shared memory).
+Status changes (connected, peer closed, peer lost) go to standard error. `
 
 func runListen(args []string) error {
-	var o netcat
+	o := netcat{listener: true}
 	fs := newFlags("listen", "[flags] NAME", "Waits for one client on the link NAME and serves it, netcat-style.\n\n"+netcatDoc)
 	o.register(fs)
 	pos, err := fs.parse(args, 1, 1)
@@ -59,15 +83,16 @@ func runListen(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	l, err := shmlink.Listen(pos[0], nil)
+	// One client, like netcat; the name stays ours while it is served, so
+	// that ls and stat show the link and a second client is told why not.
+	l, err := shmlink.Listen(pos[0], &shmlink.Config{MaxClients: 1})
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	o.status("listening on %s", pos[0])
+	o.ready()
 	c, err := l.AcceptContext(ctx)
-	// One client, like netcat: the name is free again as soon as it has
-	// one, and a second client is told there is no server.
-	l.Close()
 	if err != nil {
 		if ctx.Err() != nil {
 			return errInterrupted
@@ -114,6 +139,7 @@ func runDial(args []string) error {
 		return err
 	}
 	o.status("connected to %s: server pid %d", pos[0], c.RemoteAddr().(*shmlink.Addr).PID)
+	o.ready()
 	return o.serve(ctx, c)
 }
 
@@ -128,7 +154,25 @@ func (o *netcat) serve(ctx context.Context, c *shmlink.Conn) error {
 	}
 	select {
 	case err := <-received:
-		return err
+		if err != nil || o.listener || o.noStdin {
+			return err
+		}
+		// The server sends no more; our input still goes to it, unless
+		// it closed altogether.
+		select {
+		case err := <-sent:
+			if err == nil {
+				c.CloseWrite()
+			}
+			if errors.Is(err, shmlink.ErrPeerClosed) {
+				return nil
+			}
+			return err
+		case <-c.Done():
+			return nil
+		case <-ctx.Done():
+			return errInterrupted
+		}
 	case err := <-sent:
 		if err == nil {
 			// End of input: the peer reads everything written, then
@@ -239,7 +283,7 @@ func (o *netcat) receive(c *shmlink.Conn, out io.Writer) error {
 	case errors.Is(err, net.ErrClosed):
 		return nil // we closed: the end of our input, or an interrupt
 	case errors.Is(err, shmlink.ErrPeerLost):
-		return errors.New("peer lost")
+		return shmlink.ErrPeerLost
 	}
 	return err
 }

@@ -15,6 +15,17 @@ type Ring struct {
 // Size is the ring's data area in bytes.
 func (r *Ring) Size() uint64 { return r.size }
 
+// Fill is how many bytes the ring holds now, from the shared indices, for
+// statistics: safe to call from any goroutine, and never outside [0,
+// Size] whatever the peer wrote.
+func (r *Ring) Fill() uint64 {
+	t, h := r.ctl.tail.Load(), r.ctl.head.Load()
+	if t < h {
+		return 0
+	}
+	return min(t-h, r.size)
+}
+
 // indices reads and validates the shared indices, for a side that attaches
 // to a ring that may already hold data.
 func (r *Ring) indices() (head, tail uint64, err error) {
@@ -191,6 +202,12 @@ func (c *Consumer) release(h header) {
 
 // Size is the ring's data area in bytes.
 func (p *Producer) Size() uint64 { return p.r.size }
+
+// Fill is how many bytes the ring holds now (see Ring.Fill).
+func (p *Producer) Fill() uint64 { return p.r.Fill() }
+
+// Fill is how many bytes the ring holds now (see Ring.Fill).
+func (c *Consumer) Fill() uint64 { return c.r.Fill() }
 
 // Written is the producer's index: bytes written since the ring was made.
 func (p *Producer) Written() uint64 { return p.tail }

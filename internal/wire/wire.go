@@ -29,6 +29,8 @@ const (
 	Probe   Type = 5 // a client that only wants Info
 	Info    Type = 6 // server → prober
 	Shut    Type = 7 // either side: writes no more data, still reads; only to a peer with FlagHalfClose
+	Stat    Type = 8 // a prober that wants Links
+	Links   Type = 9 // server → prober: Info's fields and one record per link
 )
 
 // Hello and Welcome flags: what the sender understands beyond version 1's
@@ -55,6 +57,10 @@ func (t Type) String() string {
 		return "info"
 	case Shut:
 		return "shut"
+	case Stat:
+		return "stat"
+	case Links:
+		return "links"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -77,6 +83,7 @@ const (
 	RejectPermission uint16 = 2 // peer credentials not allowed
 	RejectSegment    uint16 = 3 // segment or handles failed validation
 	RejectClosing    uint16 = 4 // listener is closing
+	RejectBusy       uint16 = 5 // listener serves its maximum of clients
 )
 
 // MaxReason bounds a Reject reason.
@@ -91,8 +98,47 @@ type Msg struct {
 	Flags      uint32 // Hello, Welcome: Flag... bits
 	Code       uint16 // Reject
 	Reason     string // Reject
-	Since      int64  // Info: listener start, Unix nanoseconds
-	Clients    uint32 // Info: connected clients
+	Since      int64  // Info, Links: listener start, Unix nanoseconds
+	Clients    uint32 // Info, Links: connected clients
+	Links      []LinkRecord
+}
+
+// LinkRecord is one link's counters as its server reports them in Links.
+// Sent is the server-to-client direction.
+type LinkRecord struct {
+	PID            uint32 // the client
+	Since          int64  // when it connected, Unix nanoseconds
+	RingSize       uint64
+	Sent, Received DirRecord
+}
+
+// DirRecord is one direction's counters in a LinkRecord.
+type DirRecord struct {
+	Messages, Bytes, Waits, Sleeps, Wakeups, HighWater, Fill uint64
+}
+
+// MaxLinkRecords bounds the records of one Links packet; a server with
+// more links reports the first ones and the total in Clients.
+const MaxLinkRecords = 256
+
+const (
+	linksHeadLen  = 24  // after the header: pid, clients, since, count, reserved
+	linkRecordLen = 136 // pid, reserved, since, ring size, 2 × 7 counters
+)
+
+// MaxLinksLen is the longest Links packet.
+const MaxLinksLen = headerLen + linksHeadLen + MaxLinkRecords*linkRecordLen
+
+func (d DirRecord) fields() [7]uint64 {
+	return [7]uint64{d.Messages, d.Bytes, d.Waits, d.Sleeps, d.Wakeups, d.HighWater, d.Fill}
+}
+
+func dirRecord(b []byte) DirRecord {
+	var f [7]uint64
+	for i := range f {
+		f[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return DirRecord{f[0], f[1], f[2], f[3], f[4], f[5], f[6]}
 }
 
 const (
@@ -130,6 +176,24 @@ func Encode(b []byte, m Msg) []byte {
 		b = binary.LittleEndian.AppendUint32(b, m.PID)
 		b = binary.LittleEndian.AppendUint32(b, m.Clients)
 		b = binary.LittleEndian.AppendUint64(b, uint64(m.Since))
+	case Links:
+		recs := m.Links[:min(len(m.Links), MaxLinkRecords)]
+		b = binary.LittleEndian.AppendUint32(b, m.PID)
+		b = binary.LittleEndian.AppendUint32(b, max(m.Clients, uint32(len(recs))))
+		b = binary.LittleEndian.AppendUint64(b, uint64(m.Since))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(recs)))
+		b = binary.LittleEndian.AppendUint32(b, 0)
+		for _, r := range recs {
+			b = binary.LittleEndian.AppendUint32(b, r.PID)
+			b = binary.LittleEndian.AppendUint32(b, 0)
+			b = binary.LittleEndian.AppendUint64(b, uint64(r.Since))
+			b = binary.LittleEndian.AppendUint64(b, r.RingSize)
+			for _, d := range []DirRecord{r.Sent, r.Received} {
+				for _, v := range d.fields() {
+					b = binary.LittleEndian.AppendUint64(b, v)
+				}
+			}
+		}
 	}
 	return b
 }
@@ -175,10 +239,19 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 		if len(b) == want {
 			m.Reason = string(body[4:])
 		}
-	case Bye, Probe, Shut:
+	case Bye, Probe, Shut, Stat:
 		want = headerLen
 	case Info:
 		want = headerLen + 16
+	case Links:
+		if len(body) < linksHeadLen {
+			return m, malformed("links of %d bytes", len(b))
+		}
+		n := binary.LittleEndian.Uint32(body[16:])
+		if n > MaxLinkRecords || n > binary.LittleEndian.Uint32(body[4:]) {
+			return m, malformed("links with %d records for %d clients", n, binary.LittleEndian.Uint32(body[4:]))
+		}
+		want = headerLen + linksHeadLen + int(n)*linkRecordLen
 	default:
 		return m, malformed("unknown type %d", uint8(m.Type))
 	}
@@ -203,6 +276,21 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 		m.PID = binary.LittleEndian.Uint32(body)
 		m.Clients = binary.LittleEndian.Uint32(body[4:])
 		m.Since = int64(binary.LittleEndian.Uint64(body[8:]))
+	case Links:
+		m.PID = binary.LittleEndian.Uint32(body)
+		m.Clients = binary.LittleEndian.Uint32(body[4:])
+		m.Since = int64(binary.LittleEndian.Uint64(body[8:]))
+		if binary.LittleEndian.Uint32(body[20:]) != 0 {
+			return m, malformed("links reserved field not zero")
+		}
+		for rb := body[linksHeadLen:]; len(rb) > 0; rb = rb[linkRecordLen:] {
+			if binary.LittleEndian.Uint32(rb[4:]) != 0 {
+				return m, malformed("link record reserved field not zero")
+			}
+			m.Links = append(m.Links, LinkRecord{PID: binary.LittleEndian.Uint32(rb),
+				Since: int64(binary.LittleEndian.Uint64(rb[8:])), RingSize: binary.LittleEndian.Uint64(rb[16:]),
+				Sent: dirRecord(rb[24:]), Received: dirRecord(rb[80:])})
+		}
 	}
 	return m, nil
 }

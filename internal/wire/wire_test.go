@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -15,11 +16,15 @@ func TestRoundTrip(t *testing.T) {
 		{Type: Bye},
 		{Type: Probe},
 		{Type: Info, PID: 3, Clients: 12, Since: 1700000000000000000},
+		{Type: Stat},
+		{Type: Links, PID: 3, Clients: 2, Since: 17, Links: []LinkRecord{
+			{PID: 9, Since: 5, RingSize: 4096, Sent: DirRecord{1, 2, 3, 4, 5, 6, 7}, Received: DirRecord{Fill: 8}},
+			{PID: 10}}},
 	}
 	for _, m := range msgs {
 		m.Version = Version
 		got, err := Decode(Encode(nil, m), m.Type.Handles())
-		if err != nil || got != m {
+		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Errorf("%v: got %+v, %v", m.Type, got, err)
 		}
 	}
@@ -64,6 +69,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Encode(nil, Msg{Type: Welcome, PID: 1, MaxMessage: 1}), 2)
 	f.Add(Encode(nil, Msg{Type: Reject, Code: 2, Reason: "no"}), 0)
 	f.Add(Encode(nil, Msg{Type: Info, Clients: 2}), 0)
+	f.Add(Encode(nil, Msg{Type: Links, Clients: 3, Links: []LinkRecord{{PID: 1, RingSize: 4096}}}), 0)
 	f.Add([]byte("SHLK\x04\x00\x01\x00"), 0)
 	f.Fuzz(func(t *testing.T, b []byte, nfiles int) {
 		m, err := Decode(b, nfiles)

@@ -60,6 +60,7 @@ type session struct {
 	state    atomic.Int32
 	left     atomic.Int32  // how the peer left (statePeerClosed, statePeerLost), kept after Close
 	shut     atomic.Bool   // this side sent Shut: it writes no more
+	readShut atomic.Bool   // CloseRead: reads return io.EOF, arrivals are discarded
 	peerShut atomic.Bool   // the peer sent Shut: reads end with io.EOF once the ring is empty
 	done     chan struct{} // closed on leaving stateOpen
 	doneOnce sync.Once
@@ -222,6 +223,35 @@ func (c *Conn) CloseWrite() error {
 	return nil
 }
 
+// CloseRead shuts down the receiving direction: later reads return io.EOF
+// and what the peer sends from then on is discarded as it arrives, so that
+// the peer's writes never wait for a reader that will not come (where a
+// unix socket would fail them with EPIPE instead). This side may go on
+// writing. Close must still be called.
+func (c *Conn) CloseRead() error {
+	if c.ep.closed.Load() || !c.readShut.CompareAndSwap(false, true) {
+		return c.opError("close", net.ErrClosed)
+	}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.ep.read(buf); err != nil && !errors.Is(err, ErrMessageTooLarge) {
+				return // the peer is done, or this side closed
+			}
+		}
+	}()
+	return nil
+}
+
+// readShutErr is io.EOF after CloseRead (unless closed since: then the
+// read reports that).
+func (c *Conn) readShutErr() error {
+	if c.readShut.Load() && !c.ep.closed.Load() {
+		return io.EOF
+	}
+	return nil
+}
+
 // opError wraps err the way net.Conn implementations do, leaving io.EOF bare
 // so that io.Copy and friends recognise it.
 func (c *Conn) opError(op string, err error) error {
@@ -324,6 +354,9 @@ func (c *Conn) ReadMessage() ([]byte, error) { return c.ReadMessageContext(conte
 // ReadMessageContext is ReadMessage that also gives up when ctx is done.
 // With ctx already done it reads nothing, even if a message is waiting.
 func (c *Conn) ReadMessageContext(ctx context.Context) ([]byte, error) {
+	if err := c.readShutErr(); err != nil {
+		return nil, err
+	}
 	m, err := c.ep.readMessage(ctx)
 	return m, c.opError("read", err)
 }
@@ -333,6 +366,9 @@ func (c *Conn) ReadMessageContext(ctx context.Context) ([]byte, error) {
 // *ShortBufferError (matching io.ErrShortBuffer) that says how many bytes
 // are needed, and consumes nothing.
 func (c *Conn) ReadMessageInto(b []byte) (int, error) {
+	if err := c.readShutErr(); err != nil {
+		return 0, err
+	}
 	n, err := c.ep.readInto(b)
 	return n, c.opError("read", err)
 }
@@ -342,6 +378,9 @@ func (c *Conn) ReadMessageInto(b []byte) (int, error) {
 func (c *Conn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
+	}
+	if err := c.readShutErr(); err != nil {
+		return 0, err
 	}
 	n, err := c.ep.read(b)
 	return n, c.opError("read", err)

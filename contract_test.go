@@ -166,6 +166,44 @@ func TestContractHalfClose(t *testing.T) {
 	})
 }
 
+// TestCloseRead: after CloseRead, reads end at once and the peer's writes,
+// however many, do not wait for a reader (a unix socket fails them with
+// EPIPE instead, so this one runs over a link only).
+func TestCloseRead(t *testing.T) {
+	linkDir(t)
+	l, err := Listen("closeread", &Config{RingSize: testRing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := Dial(context.Background(), "closeread", &Config{RingSize: testRing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.AcceptConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if err := server.CloseRead(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read after CloseRead: %v, want io.EOF", err)
+	}
+	client.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	if _, err := client.Write(make([]byte, 10*testRing)); err != nil {
+		t.Errorf("writing ten rings' worth to a peer that called CloseRead: %v", err)
+	}
+	if _, err := server.Write([]byte("still writing")); err != nil {
+		t.Errorf("write after CloseRead: %v", err)
+	}
+	if err := server.CloseRead(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second CloseRead: %v", err)
+	}
+}
+
 func TestContractAcceptAfterClose(t *testing.T) {
 	for _, tr := range contractTransports {
 		l := tr.listen(t, filepath.Join(t.TempDir(), "a.sock"))

@@ -135,8 +135,15 @@ func (ep *endpoint) WaitSpace(ctx context.Context, need uint64) error {
 	}
 	err := ep.wwait.Wait(ctx, deadline(&ep.writeDeadline), ready,
 		func() error { return ep.stop(ctx, false) })
+	if hook := testHookSpaceWaited.Load(); hook != nil {
+		(*hook)(ep)
+	}
 	return waitErr(err)
 }
+
+// testHookSpaceWaited, if set, runs after each wait for space: tests use
+// it to widen a race.
+var testHookSpaceWaited atomic.Pointer[func(*endpoint)]
 
 // NotifyData implements ring.Waiter: it rings the peer's data doorbell, if
 // a peer is connected (a session's start rings it anyway).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -98,4 +99,78 @@ func TestLinkCloseFromHandler(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestServerSendReportsLostClient: a server-role Link's Send blocked on a
+// full ring, whose client is killed, fails with ErrPeerLost, whichever
+// comes first, the wake-up of the Send or the teardown of the session.
+func TestServerSendReportsLostClient(t *testing.T) {
+	linkDir(t)
+	connected := make(chan struct{}, 1)
+	l, err := Open(context.Background(), "lostsend", RoleServer, Handlers{OnStatus: func(s Status) {
+		if s == StatusConnected {
+			connected <- struct{}{}
+		}
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// Widen the race: a writer woken by the client's loss goes on only
+	// once the session has been torn down under it.
+	hook := func(ep *endpoint) {
+		s := ep.sess.Load()
+		if s == nil || s.state.Load() == stateOpen {
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); !ep.closed.Load() && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
+	}
+	testHookSpaceWaited.Store(&hook)
+	defer testHookSpaceWaited.Store(nil)
+	for round := 0; round < 5; round++ {
+		ch := startChild(t, "hold", "lostsend") // never reads
+		<-connected
+		blocked := make(chan error, 1)
+		go func() {
+			msg := make([]byte, 64<<10)
+			for {
+				if err := l.Send(msg); err != nil {
+					blocked <- err
+					return
+				}
+			}
+		}()
+		// The ring is full when the Send stalls; kill the client then.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if s := l.stats(); s.Sent.Fill > DefaultRingSize/2 && s.Sent.Waits > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the ring never filled")
+			}
+			runtime.Gosched()
+		}
+		ch.Kill(t)
+		select {
+		case err := <-blocked:
+			if !errors.Is(err, ErrPeerLost) {
+				t.Fatalf("round %d: blocked Send after the client was killed: %v, want ErrPeerLost", round, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Send still blocked after the client was killed")
+		}
+	}
+}
+
+// stats returns the current session's counters, for tests.
+func (l *Link) stats() Stats {
+	l.mu.Lock()
+	c := l.cur
+	l.mu.Unlock()
+	if c == nil {
+		return Stats{}
+	}
+	return c.Stats()
 }

@@ -63,12 +63,16 @@ func client(dir string) error {
 	if err := server.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
-	// If the server dies before it listens, stop waiting for it.
+	// If the server fails before it listens, stop waiting for it. One that
+	// exits cleanly may do so before Dial returns (a small tree streams in
+	// microseconds): what it sent is in the link's memory, which is ours.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	serverDone := make(chan error, 1)
 	go func() {
 		err := server.Wait()
-		cancel(fmt.Errorf("server exited: %v", err))
+		if err != nil {
+			cancel(fmt.Errorf("server exited: %w", err))
+		}
 		serverDone <- err
 	}()
 

@@ -83,7 +83,7 @@ func enter(s spec) error {
 		}
 	}
 	if s.User != 0 {
-		if err := becomeUser(s.User); err != nil {
+		if err := BecomeUser(s.User); err != nil {
 			return err
 		}
 	}
@@ -97,9 +97,9 @@ func enter(s spec) error {
 	return shmEmpty()
 }
 
-// becomeUser makes this process uid and gid id with no supplementary
+// BecomeUser makes this process uid and gid id with no supplementary
 // groups. Go applies these to every thread of the process.
-func becomeUser(id int) error {
+func BecomeUser(id int) error {
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}

@@ -31,18 +31,26 @@ import (
 // four times the containers' /dev/shm.
 const ctRing = 2 << 20
 
-// volume is a directory shared by containers.
+// volume is a directory shared by containers. Like a new Docker volume,
+// it has mode 0755; the containers' $SHMLINK_DIR is a directory in it,
+// links, which the first to need it creates (mode 0700, as its user).
 type volume struct {
 	host string // the directory, as the host sees it
 }
 
-func newVolume(t *testing.T) *volume { return &volume{host: testns.Dirs(t, "volume")[0]} }
+func newVolume(t *testing.T) *volume {
+	v := &volume{host: testns.Dirs(t, "volume")[0]}
+	if err := os.Chmod(v.host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 // at is where container who sees the volume.
 func (v *volume) at(who string) string { return filepath.Join(filepath.Dir(v.host), who) }
 
 // start runs role in container who, which sees the volume at v.at(who)
-// and has $SHMLINK_DIR point there, and returns once the role is ready.
+// with $SHMLINK_DIR in it, and returns once the role is ready.
 func (v *volume) start(t *testing.T, who string, c testns.Container, role string, args ...string) *testproc.Proc {
 	t.Helper()
 	at := v.at(who)
@@ -50,13 +58,15 @@ func (v *volume) start(t *testing.T, who string, c testns.Container, role string
 		t.Fatal(err)
 	}
 	c.Volume, c.Mount = v.host, at
-	o := testproc.Options{Name: who, WaitReady: true, Env: []string{RuntimeDirEnv + "=" + at}}
+	o := testproc.Options{Name: who, WaitReady: true, Env: []string{RuntimeDirEnv + "=" + filepath.Join(at, "links")}}
 	return c.Start(t, o, role, args...)
 }
 
-// empty fails the test if anything is left in the volume.
+// empty fails the test if anything is left in the volume but an empty
+// links.
 func (v *volume) empty(t *testing.T) {
 	t.Helper()
+	os.Remove(filepath.Join(v.host, "links")) // only if empty
 	entries, err := os.ReadDir(v.host)
 	if err != nil {
 		t.Fatal(err)
@@ -241,6 +251,13 @@ func TestContainerMessages(t *testing.T) {
 			client := v.start(t, "client", testns.Container{}, "link-peer", tc.name(v, "client"), "client", ring)
 			client.Stdout.Expect(t, "status connected")
 			server.Stdout.Expect(t, "status connected")
+			if tc.how == "SHMLINK_DIR" {
+				if fi, err := os.Stat(filepath.Join(v.host, "links")); err != nil {
+					t.Errorf("$SHMLINK_DIR was not made in the volume: %v", err)
+				} else if fi.Mode().Perm() != 0o700 {
+					t.Errorf("$SHMLINK_DIR made with mode %v, want 0700", fi.Mode().Perm())
+				}
+			}
 			command(t, client, tc.send)
 			command(t, client, "expect")
 			sent := client.Stdout.Expect(t, "sent ")
@@ -389,10 +406,15 @@ func TestContainerUsers(t *testing.T) {
 			}
 			sock := func(who string) string { return filepath.Join(v.at(who), "users.sock") }
 			server := v.start(t, "server", tc.server, "serve-check", sock("server"), tc.allowUID, tc.allowGID)
+			hostSock := filepath.Join(v.host, "users.sock")
 			if tc.openSocket {
-				if err := os.Chmod(filepath.Join(v.host, "users.sock"), 0o666); err != nil {
+				if err := os.Chmod(hostSock, 0o666); err != nil {
 					t.Fatal(err)
 				}
+			} else if fi, err := os.Stat(hostSock); err != nil {
+				t.Fatal(err)
+			} else if admits := tc.allowUID != "-" || tc.allowGID != "-"; admits != (fi.Mode().Perm() == 0o666) {
+				t.Errorf("socket mode %v with allow lists %s and %s: want 0666 exactly when the server admits others", fi.Mode().Perm(), tc.allowUID, tc.allowGID)
 			}
 			outcome := "ok"
 			if tc.want != "ok" {

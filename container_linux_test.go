@@ -62,6 +62,13 @@ func (v *volume) start(t *testing.T, who string, c testns.Container, role string
 	return c.Start(t, o, role, args...)
 }
 
+// peer starts a link-peer of role on name in container who, with rings of
+// ring bytes.
+func (v *volume) peer(t *testing.T, who string, c testns.Container, name, role string, ring int) *testproc.Proc {
+	t.Helper()
+	return v.start(t, who, c, "link-peer", name, role, strconv.Itoa(ring))
+}
+
 // empty fails the test if anything is left in the volume but an empty
 // links.
 func (v *volume) empty(t *testing.T) {
@@ -246,9 +253,8 @@ func TestContainerMessages(t *testing.T) {
 		t.Run(tc.how, func(t *testing.T) {
 			before := snapshot(t)
 			v := newVolume(t)
-			ring := strconv.Itoa(ctRing)
-			server := v.start(t, "server", testns.Container{}, "link-peer", tc.name(v, "server"), "server", ring)
-			client := v.start(t, "client", testns.Container{}, "link-peer", tc.name(v, "client"), "client", ring)
+			server := v.peer(t, "server", testns.Container{}, tc.name(v, "server"), "server", ctRing)
+			client := v.peer(t, "client", testns.Container{}, tc.name(v, "client"), "client", ctRing)
 			client.Stdout.Expect(t, "status connected")
 			server.Stdout.Expect(t, "status connected")
 			if tc.how == "SHMLINK_DIR" {
@@ -284,25 +290,26 @@ func TestContainerMessages(t *testing.T) {
 // ran included. Then the client is killed, and the server sees peer lost.
 func TestContainerRestart(t *testing.T) {
 	v := newVolume(t)
-	ring := strconv.Itoa(ctRing)
-	client := v.start(t, "client", testns.Container{}, "link-peer", "ct", "client", ring)
+	client := v.peer(t, "client", testns.Container{}, "ct", "client", ctRing)
+	// serve starts a server in container who, and waits until the client
+	// has the echoes of all it sent, n messages.
+	serve := func(who string, n int) *testproc.Proc {
+		server := v.peer(t, who, testns.Container{}, "ct", "server", ctRing)
+		client.Stdout.Expect(t, "status connected")
+		command(t, client, "expect")
+		client.Stdout.Expect(t, fmt.Sprintf("echoed %d", n))
+		return server
+	}
 	command(t, client, "send 50 200")
 	client.Stdout.Expect(t, "sent 50")
-
-	server := v.start(t, "server-1", testns.Container{}, "link-peer", "ct", "server", ring)
-	client.Stdout.Expect(t, "status connected")
-	command(t, client, "expect")
-	client.Stdout.Expect(t, "echoed 50")
+	server := serve("server-1", 50)
 	server.Kill(t)
 	client.Stdout.Expect(t, "status peer lost")
 	client.Stdout.Expect(t, "status waiting")
 
 	command(t, client, "send 50 5000")
 	client.Stdout.Expect(t, "sent 100")
-	server = v.start(t, "server-2", testns.Container{}, "link-peer", "ct", "server", ring)
-	client.Stdout.Expect(t, "status connected")
-	command(t, client, "expect")
-	client.Stdout.Expect(t, "echoed 100")
+	server = serve("server-2", 100)
 
 	client.Kill(t)
 	server.Stdout.Expect(t, "status connected")

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shmlink/shmlink/internal/testns"
+	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // memoryCgroups makes, under this process's own memory cgroup, a cgroup
@@ -101,6 +102,17 @@ func v2(cgroup string) bool {
 	return err == nil
 }
 
+// peersIn starts a link-peer server and client with rings of ring bytes,
+// each in a container of its own and in its memory cgroup: cgroups[0] the
+// server's, cgroups[1] the client's.
+func peersIn(t *testing.T, cgroups []string, ring int) (server, client *testproc.Proc) {
+	t.Helper()
+	v := newVolume(t)
+	server = v.peer(t, "server", testns.Container{Cgroup: cgroups[0]}, "mem", "server", ring)
+	client = v.peer(t, "client", testns.Container{Cgroup: cgroups[1]}, "mem", "client", ring)
+	return server, client
+}
+
 // TestContainerMemoryCgroup measures whose memory cgroup pays for a link's
 // memory, with a server and a client in containers of their own, each in a
 // memory cgroup of its own. The memory is the client's memfd, but a page is
@@ -112,7 +124,6 @@ func v2(cgroup string) bool {
 func TestContainerMemoryCgroup(t *testing.T) {
 	const ring = 8 << 20
 	cgroups := memoryCgroups(t, "server", "client")
-	v := newVolume(t)
 	charged := func(when string) (server, client int64) {
 		server, client = shmem(t, cgroups[0]), shmem(t, cgroups[1])
 		t.Logf("%s: server's cgroup %d KiB, client's %d KiB (rings of %d KiB)", when, server>>10, client>>10, ring>>10)
@@ -123,8 +134,7 @@ func TestContainerMemoryCgroup(t *testing.T) {
 	// enough pages have changed: dozens per CPU).
 	within := func(got, want int64) bool { return got >= want-1<<20 && got <= want+1<<20 }
 
-	server := v.start(t, "server", testns.Container{Cgroup: cgroups[0]}, "link-peer", "mem", "server", strconv.Itoa(ring))
-	client := v.start(t, "client", testns.Container{Cgroup: cgroups[1]}, "link-peer", "mem", "client", strconv.Itoa(ring))
+	server, client := peersIn(t, cgroups, ring)
 	client.Stdout.Expect(t, "status connected")
 	if s, c := charged("connected"); !within(s, 0) || !within(c, 0) {
 		t.Errorf("before any message: want the rings charged to nobody")
@@ -161,9 +171,7 @@ func TestContainerMemoryLimit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cgroups[1], limitFile), []byte(strconv.Itoa(limit)), 0); err != nil {
 		t.Fatal(err)
 	}
-	v := newVolume(t)
-	server := v.start(t, "server", testns.Container{Cgroup: cgroups[0]}, "link-peer", "mem", "server", strconv.Itoa(ring))
-	client := v.start(t, "client", testns.Container{Cgroup: cgroups[1]}, "link-peer", "mem", "client", strconv.Itoa(ring))
+	server, client := peersIn(t, cgroups, ring)
 	server.Stdout.Expect(t, "status connected")
 	command(t, client, fmt.Sprintf("send 1 %d", ring))
 	server.Stdout.Expect(t, "status peer lost")

@@ -404,6 +404,8 @@ func TestContainerUsers(t *testing.T) {
 		{"userns-other-mappings", remapped2, remapped, 200000, strconv.Itoa(nobody), "-", false, strconv.Itoa(nobody), "ok", nobody},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.server.Require(t)
+			tc.client.Require(t)
 			v := newVolume(t)
 			if err := os.Chown(v.host, tc.owner, tc.owner); err != nil {
 				t.Fatal(err)

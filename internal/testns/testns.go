@@ -81,7 +81,7 @@ type spec struct {
 // created, and fails it if they can but the setting up fails.
 func (c Container) Start(t testing.TB, o testproc.Options, role string, args ...string) *testproc.Proc {
 	t.Helper()
-	c.require(t)
+	c.Require(t)
 	if o.Name == "" {
 		o.Name = role
 	}
@@ -106,9 +106,12 @@ var (
 	probed  = map[Container]string{} // kind of container: why it cannot run, "" if it can
 )
 
-// require skips the test if a container of c's kind cannot be created
-// here: it starts one once, with no role, and remembers the outcome.
-func (c Container) require(t testing.TB) {
+// Require skips the test if a container of c's kind cannot be created
+// here: it starts one once, with no role, and remembers the outcome. Start
+// calls it; a test calls it first when it must prepare for the container
+// in ways that only work where containers do (giving files to another
+// user, say).
+func (c Container) Require(t testing.TB) {
 	t.Helper()
 	if !supported {
 		t.Skip(errNoNamespaces)

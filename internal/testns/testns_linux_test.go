@@ -57,6 +57,7 @@ func TestContainer(t *testing.T) {
 		{"user-namespace", testns.Container{User: 1000, HostUser: 100000}, 1000, 100000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.c.Require(t)
 			dirs := testns.Dirs(t, "vol", "at")
 			vol, at := dirs[0], dirs[1]
 			if err := os.WriteFile(filepath.Join(vol, "from-host"), []byte("hello"), 0o644); err != nil {

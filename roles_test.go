@@ -39,8 +39,9 @@ var childRoles = map[string]func(args []string) error{
 	// perm_linux_test.go: a client of another user.
 	"perm-dial": childPermDial,
 
-	// container_linux_test.go: peers in containers (internal/testns runs
-	// any role in one).
+	// container_linux_test.go: peers for containers (internal/testns runs
+	// any role in one); dial-check is perm-dial's client, in
+	// perm_linux_test.go, without the drop to nobody.
 	"link-peer":   childLinkPeer,
 	"serve-check": childServeCheck,
 	"dial-check":  childDialCheck,

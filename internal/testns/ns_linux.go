@@ -64,7 +64,7 @@ func enter(s spec) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	opts := fmt.Sprintf("size=%d,mode=1777", s.ShmSize)
+	opts := fmt.Sprintf("size=%d,mode=1777", ShmSize)
 	if err := unix.Mount("shm", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
@@ -91,8 +91,8 @@ func enter(s spec) error {
 	if err := unix.Statfs("/dev/shm", &st); err != nil {
 		return err
 	}
-	if size := int64(st.Blocks) * st.Bsize; size != s.ShmSize {
-		return fmt.Errorf("/dev/shm has %d bytes, want %d", size, s.ShmSize)
+	if size := int64(st.Blocks) * st.Bsize; size != ShmSize {
+		return fmt.Errorf("/dev/shm has %d bytes, want %d", size, ShmSize)
 	}
 	return shmEmpty()
 }

@@ -41,17 +41,13 @@ import (
 // role it is given. Roles adds it.
 const Role = "container"
 
-// DefaultShmSize is the size of a container's /dev/shm unless
-// Container.ShmSize says otherwise: far less than Docker's 64 MiB, so that
-// anything that needed /dev/shm would show.
-const DefaultShmSize = 1 << 20
+// ShmSize is the size of a container's /dev/shm: far less than Docker's
+// 64 MiB, so that anything that needed /dev/shm would show.
+const ShmSize = 1 << 20
 
 // Container describes the world a child runs in. The zero value is new
-// namespaces, a 1 MiB /dev/shm and nothing else.
+// namespaces, a /dev/shm of ShmSize bytes and nothing else.
 type Container struct {
-	// ShmSize is the size of the tmpfs mounted at /dev/shm; 0 means
-	// DefaultShmSize.
-	ShmSize int64
 	// Volume, if set, is a host directory bind-mounted at Mount, an
 	// existing directory: the child's view of it. Both are absolute.
 	Volume, Mount string
@@ -180,9 +176,6 @@ func run(roles map[string]func(args []string) error, args []string) error {
 	var s spec
 	if err := json.Unmarshal([]byte(args[0]), &s); err != nil {
 		return fmt.Errorf("testns: spec: %w", err)
-	}
-	if s.ShmSize == 0 {
-		s.ShmSize = DefaultShmSize
 	}
 	if err := enter(s); err != nil {
 		return fmt.Errorf("testns: %w", err)

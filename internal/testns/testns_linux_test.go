@@ -32,7 +32,7 @@ func look(args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := f.Write(make([]byte, 2*testns.DefaultShmSize))
+	n, err := f.Write(make([]byte, 2*testns.ShmSize))
 	f.Close()
 	os.Remove(f.Name())
 	if !errors.Is(err, syscall.ENOSPC) {
@@ -70,7 +70,7 @@ func TestContainer(t *testing.T) {
 			c := tc.c
 			c.Volume, c.Mount = vol, at
 			p := c.Start(t, testproc.Options{}, "look", at)
-			want := "pid 1 uid " + strconv.Itoa(tc.uid) + " shm " + strconv.Itoa(testns.DefaultShmSize)
+			want := "pid 1 uid " + strconv.Itoa(tc.uid) + " shm " + strconv.Itoa(testns.ShmSize)
 			if got := p.Stdout.Next(t); got != want {
 				t.Errorf("child says %q, want %q", got, want)
 			}

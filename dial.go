@@ -109,7 +109,7 @@ func dialControl(ctx context.Context, path string) (*sys.Conn, error) {
 	case errors.Is(err, sys.ErrNoListener):
 		return nil, ErrNoServer
 	case errors.Is(err, sys.ErrAccess):
-		return nil, fmt.Errorf("%w: %w", ErrPermission, err)
+		return nil, fmt.Errorf("%w: %w (to admit other users, a server sets AllowUIDs or AllowGIDs in its Config and listens on a path they can reach)", ErrPermission, err)
 	case ctxOver(ctx):
 		return nil, fmt.Errorf("%w: %w", ctxOverErr(ctx), err)
 	}
@@ -155,7 +155,7 @@ func handshakeClient(ctx context.Context, name, path string, ep *endpoint, finis
 		return nil, err
 	}
 	if !ep.cfg.admits(cred) {
-		return nil, fmt.Errorf("%w: server runs as uid %d", ErrPermission, cred.UID)
+		return nil, fmt.Errorf("%w: server runs as uid %d gid %d; to admit it, set AllowUIDs or AllowGIDs in this client's Config", ErrPermission, cred.UID, cred.GID)
 	}
 	hello := wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: uint32(os.Getpid()),
 		MaxMessage: uint64(ep.cfg.MaxMessageSize), Flags: wire.FlagHalfClose})

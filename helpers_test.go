@@ -16,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmlink/shmlink/internal/testns"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // Tests run the other end of a link in a separate process: the test binary
-// re-executed as one of the roles of childRoles (roles_test.go).
-func TestMain(m *testing.M) { testproc.Main(m, childRoles) }
+// re-executed as one of the roles of childRoles (roles_test.go), in a
+// container or not (internal/testns).
+func TestMain(m *testing.M) { testproc.Main(m, testns.Roles(childRoles)) }
 
 // startChild runs role in a child process with the test's link directory
 // and returns once the child said it is ready. Each role says ready

@@ -292,7 +292,7 @@ func (l *Listener) readHello(ctl *sys.Conn) (cred sys.Cred, m wire.Msg, hs []sys
 	case m.Version != wire.Version:
 		err = l.reject(ctl, cred, wire.RejectVersion, fmt.Errorf("version %d not supported, server speaks %d", m.Version, wire.Version))
 	case !l.cfg.admits(cred):
-		err = l.reject(ctl, cred, wire.RejectPermission, fmt.Errorf("uid %d gid %d not allowed", cred.UID, cred.GID))
+		err = l.reject(ctl, cred, wire.RejectPermission, fmt.Errorf("uid %d gid %d not allowed; to admit it, set AllowUIDs or AllowGIDs in the server's Config", cred.UID, cred.GID))
 	case m.Type != wire.Hello && m.Type != wire.Probe && m.Type != wire.Stat:
 		err = l.reject(ctl, cred, wire.RejectSegment, fmt.Errorf("expected hello, got %s", m.Type))
 	}

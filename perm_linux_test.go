@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/shmlink/shmlink/internal/testns"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -21,39 +23,45 @@ import (
 
 const nobody = 65534
 
+// Every refusal by a credential check or a socket's mode tells the
+// operator which option admits the peer (allowHint), and on which side.
+const (
+	allowHint     = "AllowUIDs or AllowGIDs in "
+	allowOnServer = allowHint + "the server's Config"
+	allowOnClient = allowHint + "this client's Config"
+	allowBySocket = "a server sets " + allowHint + "its Config"
+)
+
 // exitFileMode is the perm-dial child's exit status when Dial failed with
 // the kernel's EACCES rather than ErrPermission.
 const exitFileMode = 4
 
-// dropToNobody makes this process uid and gid nobody with no supplementary
-// groups. Go applies these to every thread of the process.
-func dropToNobody() error {
-	if err := syscall.Setgroups(nil); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
-	}
-	if err := syscall.Setgid(nobody); err != nil {
-		return fmt.Errorf("setgid: %w", err)
-	}
-	if err := syscall.Setuid(nobody); err != nil {
-		return fmt.Errorf("setuid: %w", err)
-	}
-	return nil
-}
-
-// childPermDial: args are the socket path, "trust-root" or "default" for
-// the client's own check of the server, and the expected outcome: "ok" (a
-// message round trip works) or "perm" (Dial fails with ErrPermission).
+// childPermDial drops to uid and gid nobody, with no supplementary
+// groups, and runs childDialCheck.
 func childPermDial(args []string) error {
-	if err := childArgs(args, 3); err != nil {
+	if err := testns.BecomeUser(nobody); err != nil {
 		return err
 	}
-	if err := dropToNobody(); err != nil {
+	return childDialCheck(args)
+}
+
+// childDialCheck: args are the socket path, the uid the client admits
+// besides its own for its check of the server ("default": none), and the
+// expected outcome: "ok" (a message round trip works) or "perm" (Dial fails
+// with ErrPermission, whose text tells the operator the option to set; the
+// child prints it).
+func childDialCheck(args []string) error {
+	if err := childArgs(args, 3); err != nil {
 		return err
 	}
 	testproc.Ready()
 	cfg := &Config{}
-	if args[1] == "trust-root" {
-		cfg.AllowUIDs = []int{0}
+	if args[1] != "default" {
+		uid, err := strconv.Atoi(args[1])
+		if err != nil {
+			return err
+		}
+		cfg.AllowUIDs = []int{uid}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -69,6 +77,9 @@ func childPermDial(args []string) error {
 		}
 		if !errors.Is(err, ErrPermission) {
 			return fmt.Errorf("dial as uid %d: %v, want ErrPermission", os.Getuid(), err)
+		}
+		if !strings.Contains(err.Error(), allowHint) {
+			return fmt.Errorf("refused without saying which option admits: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "refused as expected: %v\n", err)
 		return nil
@@ -92,11 +103,7 @@ func childPermDial(args []string) error {
 // sharedDir returns a directory that other users can traverse but not
 // list or write (mode 0711), as a server for several users would use.
 func sharedDir(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "shmlink-perm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testns.Dirs(t, "links")[0]
 	if err := os.Chmod(dir, 0o711); err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +134,16 @@ func TestPermissions(t *testing.T) {
 		}
 		return l
 	}
-	// run starts a child as nobody and checks the outcome on both sides.
+	// run starts a child as nobody and checks the outcome on both sides:
+	// want is "ok" or what its refusal must say.
 	run := func(t *testing.T, l *Listener, trust, want string) {
 		t.Helper()
 		path := l.Addr().(*Addr).Path
-		ch := startChild(t, "perm-dial", path, trust, want)
+		outcome := "ok"
+		if want != "ok" {
+			outcome = "perm"
+		}
+		ch := startChild(t, "perm-dial", path, trust, outcome)
 		if want == "ok" {
 			c := acceptTest(t, l)
 			if uid := c.PeerUID(); uid != nobody {
@@ -150,14 +162,19 @@ func TestPermissions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("child: %v", err)
 		}
+		if want != "ok" {
+			if line := ch.Stderr.Expect(t, "refused as expected"); !strings.Contains(line, want) {
+				t.Errorf("the refusal does not say %q", want)
+			}
+		}
 		noneQueued(t, l)
 	}
 
 	t.Run("client-refuses-root-server", func(t *testing.T) {
-		run(t, listen(t, "a.sock", nil, true), "default", "perm")
+		run(t, listen(t, "a.sock", nil, true), "default", allowOnClient)
 	})
 	t.Run("server-refuses-other-user", func(t *testing.T) {
-		run(t, listen(t, "b.sock", nil, true), "trust-root", "perm")
+		run(t, listen(t, "b.sock", nil, true), "0", allowOnServer)
 	})
 	t.Run("socket-mode-refuses-other-user", func(t *testing.T) {
 		// Without an allow list the socket keeps the mode the umask
@@ -170,15 +187,15 @@ func TestPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("socket mode %v", fi.Mode())
-		run(t, l, "trust-root", "perm")
+		run(t, l, "0", allowBySocket)
 	})
 	t.Run("allow-uid", func(t *testing.T) {
-		run(t, listen(t, "d.sock", &Config{AllowUIDs: []int{nobody}}, false), "trust-root", "ok")
+		run(t, listen(t, "d.sock", &Config{AllowUIDs: []int{nobody}}, false), "0", "ok")
 	})
 	t.Run("allow-gid", func(t *testing.T) {
-		run(t, listen(t, "e.sock", &Config{AllowGIDs: []int{nobody}}, false), "trust-root", "ok")
+		run(t, listen(t, "e.sock", &Config{AllowGIDs: []int{nobody}}, false), "0", "ok")
 	})
 	t.Run("allow-other-uid-only", func(t *testing.T) {
-		run(t, listen(t, "f.sock", &Config{AllowUIDs: []int{nobody - 1}}, false), "trust-root", "perm")
+		run(t, listen(t, "f.sock", &Config{AllowUIDs: []int{nobody - 1}}, false), "0", allowOnServer)
 	})
 }

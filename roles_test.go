@@ -3,7 +3,8 @@
 package shmlink
 
 // childRoles are the programs a child process can run (see startChild and
-// internal/testproc), each in the file of the tests that use it.
+// internal/testproc), each in the file of the tests that use it; TestMain
+// adds the role that runs any of them in a container (internal/testns).
 var childRoles = map[string]func(args []string) error{
 	// helpers_test.go: honest peers.
 	"echo-server": childEchoServer,
@@ -37,4 +38,11 @@ var childRoles = map[string]func(args []string) error{
 
 	// perm_linux_test.go: a client of another user.
 	"perm-dial": childPermDial,
+
+	// container_linux_test.go: peers for containers (internal/testns runs
+	// any role in one); dial-check is perm-dial's client, in
+	// perm_linux_test.go, without the drop to nobody.
+	"link-peer":   childLinkPeer,
+	"serve-check": childServeCheck,
+	"dial-check":  childDialCheck,
 }

@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/shmlink/shmlink"
+	"github.com/shmlink/shmlink/internal/testns"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // The tests run the command as separate processes: the test binary
 // re-executed as the role "shmlink" runs main instead of the tests, so the
-// race detector and coverage see the command's code too.
+// race detector and coverage see the command's code too; in a container,
+// too (internal/testns).
 func TestMain(m *testing.M) {
-	testproc.Main(m, map[string]func([]string) error{"shmlink": testproc.Program(main)})
+	testproc.Main(m, testns.Roles(map[string]func([]string) error{"shmlink": testproc.Program(main)}))
 }
 
 // cliDir gives the test its own link directory; the commands inherit it.

@@ -237,9 +237,21 @@ func TestRuntimeDirPolicy(t *testing.T) {
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
 		t.Errorf("created with mode %v", fi.Mode().Perm())
 	}
-	os.Chmod(dir, 0o755)
-	if _, err := RuntimeDir(dir); err == nil || !strings.Contains(err.Error(), "mode") {
-		t.Errorf("a directory open to others: %v", err)
+	// Open to others, or shared with a group (a volume shared by
+	// containers of one group, say), a directory is refused: only an
+	// absolute socket path puts a link in such a directory.
+	for _, mode := range []os.FileMode{0o755, 0o750, 0o770, os.ModeSetgid | 0o770, 0o701} {
+		os.Chmod(dir, mode)
+		if _, err := RuntimeDir(dir); err == nil || !strings.Contains(err.Error(), "mode") {
+			t.Errorf("a directory of mode %v: %v", mode, err)
+		}
+	}
+	os.Chmod(dir, 0o700)
+	if os.Getuid() == 0 {
+		os.Chown(dir, 65534, 65534)
+		if _, err := RuntimeDir(dir); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Errorf("a directory of another user: %v", err)
+		}
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)

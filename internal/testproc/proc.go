@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	WaitReady bool
 	// Timeout replaces DefaultTimeout.
 	Timeout time.Duration
+	// SysProcAttr, if set, is how the OS starts the child
+	// (exec.Cmd.SysProcAttr): new namespaces, say.
+	SysProcAttr *syscall.SysProcAttr
 }
 
 // Proc is a running child. Its cleanup, at the end of the test that
@@ -78,6 +82,7 @@ func (o Options) Start(t testing.TB, role string, args ...string) *Proc {
 		p.timeout = DefaultTimeout
 	}
 	p.cmd = command(t, role, args, o.Env)
+	p.cmd.SysProcAttr = o.SysProcAttr
 	p.log = newLogger(t)
 
 	// Our own pipes for the output rather than exec's: the child's exit

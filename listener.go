@@ -120,8 +120,10 @@ func (l *Listener) Close() error {
 	err := l.opError("close", net.ErrClosed)
 	l.once.Do(func() {
 		err = nil
-		close(l.done)
+		// The name goes first, so that a program that exits as soon as
+		// Accept reports the close leaves no socket file behind.
 		l.ln.Close()
+		close(l.done)
 		// Close must not wait for a client that stalls mid-handshake.
 		l.hsMu.Lock()
 		l.closing = true

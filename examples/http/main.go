@@ -200,18 +200,22 @@ func events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	sent := 0
-	for ; n == 0 || sent < n; sent++ {
+	for sent := 0; n == 0 || sent < n; {
 		fmt.Fprintf(w, "id: %d\ndata: event %d\n\n", sent, sent)
-		if err := rc.Flush(); err != nil {
-			break
+		err := rc.Flush()
+		if err == nil {
+			sent++
+			select {
+			case <-tick.C:
+				continue
+			case <-r.Context().Done():
+				err = r.Context().Err()
+			}
 		}
-		select {
-		case <-tick.C:
-		case <-r.Context().Done():
-			fmt.Printf("events: client left after %d events\n", sent+1)
-			return
-		}
+		// Whichever the server notices first: the connection's end, or a
+		// write that fails.
+		fmt.Printf("events: client left after %d events (%v)\n", sent, err)
+		return
 	}
 }
 

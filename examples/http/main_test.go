@@ -366,10 +366,10 @@ func pools(t *testing.T, addr string) {
 	// Without a barrier, 32 clients that each send requests one after
 	// another: how many links the default pool churns through.
 	c, dials := countingClient(addr, nil, 0, false)
-	if err := burst(c, baseURL(addr)+"/small", inFlight, 20); err != nil {
+	if err := burst(c, baseURL(addr)+"/small", inFlight, 10); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("default pool, 32 goroutines x 20 requests, no barrier: %d links", dials.Load())
+	t.Logf("default pool, 32 goroutines x 10 requests, no barrier: %d links", dials.Load())
 	c.CloseIdleConnections()
 }
 

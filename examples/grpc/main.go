@@ -48,9 +48,9 @@ import (
 
 const usage = `usage:
   grpc                                  start a server process and call it
-  grpc server [--addr A]
+  grpc server [--addr A] [--spin D]
   grpc client [--addr A] [TEXT...]      check health, echo each text, stream a count
-  grpc bench  [--rounds N] [--duration D] [--inflight 1,32]
+  grpc bench  [--rounds N] [--duration D] [--inflight 1,32] [--spin D]
 A is a link name, host:port (TCP) or unix:PATH; default "grpc-example"`
 
 func main() {
@@ -203,11 +203,15 @@ func (s *echoServer) Count(in *Msg, stream grpc.ServerStream) error {
 
 func serveCommand(args []string) error {
 	addr := defaultAddr
-	flags("server", args, func(fs *flag.FlagSet) { fs.StringVar(&addr, "addr", addr, "where to listen") })
+	var cfg shmlink.Config
+	flags("server", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&addr, "addr", addr, "where to listen")
+		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	l, err := transport.Listen(addr, nil)
+	l, err := transport.Listen(addr, &cfg)
 	if err != nil {
 		return err
 	}
@@ -246,10 +250,11 @@ func serveCommand(args []string) error {
 // server, or reconnecting to one that restarts, waits for it to listen.
 var links = &shmlink.Config{Wait: true}
 
-// dial returns a client connection to addr. It connects on the first call,
-// and again after losing its server.
-func dial(addr string) (*grpc.ClientConn, error) {
-	d := transport.Dialer(addr, links)
+// dial returns a client connection to addr, over links of Config cfg if
+// it names a link. It connects on the first call, and again after losing
+// its server.
+func dial(addr string, cfg *shmlink.Config) (*grpc.ClientConn, error) {
+	d := transport.Dialer(addr, cfg)
 	return grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, target string) (net.Conn, error) {
@@ -282,7 +287,7 @@ func clientCommand(args []string) error {
 	if len(texts) == 0 {
 		texts = []string{"hello"}
 	}
-	cc, err := dial(addr)
+	cc, err := dial(addr, links)
 	if err != nil {
 		return err
 	}
@@ -333,7 +338,7 @@ func demo() error {
 	}
 	defer srv.Stop()
 	fmt.Printf("server listening on the link %q\n", name)
-	cc, err := dial(srv.Addr)
+	cc, err := dial(srv.Addr, links)
 	if err != nil {
 		return err
 	}
@@ -353,9 +358,9 @@ func demo() error {
 
 func benchCommand(args []string) error {
 	o := appbench.Options{What: "gRPC unary call, 64 B each way", Unit: "calls/s",
-		NewClient: func(addr string, _ int) (appbench.Client, error) {
+		NewClient: func(addr string, _ int, cfg *shmlink.Config) (appbench.Client, error) {
 			// One connection carries every call in flight, as gRPC does.
-			cc, err := dial(addr)
+			cc, err := dial(addr, cfg)
 			return benchClient{cc}, err
 		}}
 	flags("bench", args, func(fs *flag.FlagSet) { o.Flags(fs) })

@@ -52,7 +52,7 @@ func startServer(t *testing.T, addr string) (*testproc.Proc, string) {
 
 func dialTest(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
-	cc, err := dial(addr)
+	cc, err := dial(addr, links)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,9 @@ import (
 
 const usage = `usage:
   http                                   start a server process and talk to it
-  http server [--addr A] [--write-timeout D] [--h2c]
+  http server [--addr A] [--write-timeout D] [--h2c] [--spin D]
   http client [--addr A] [--h2c] [PATH...]   GET each path, print the answer
-  http bench  [--rounds N] [--duration D] [--inflight 1,32]
+  http bench  [--rounds N] [--duration D] [--inflight 1,32] [--spin D]
 A is a link name, host:port (TCP) or unix:PATH; default "http-example"`
 
 func main() {
@@ -92,15 +92,17 @@ const defaultAddr = "http-example"
 func serveCommand(args []string) error {
 	addr, h2c := defaultAddr, false
 	var writeTimeout time.Duration
+	var cfg shmlink.Config
 	flags("server", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", addr, "where to listen")
+		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
 		fs.DurationVar(&writeTimeout, "write-timeout", 0, "http.Server.WriteTimeout")
 		fs.BoolVar(&h2c, "h2c", false, "also serve HTTP/2 without TLS (prior knowledge)")
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	l, err := transport.Listen(addr, nil)
+	l, err := transport.Listen(addr, &cfg)
 	if err != nil {
 		return err
 	}
@@ -451,8 +453,8 @@ func demo() error {
 
 func benchCommand(args []string) error {
 	o := appbench.Options{What: "HTTP/1.1 GET of 64 B", Unit: "req/s",
-		NewClient: func(addr string, inFlight int) (appbench.Client, error) {
-			return &benchClient{c: newClient(addr, nil, inFlight, false), url: baseURL(addr) + "/small"}, nil
+		NewClient: func(addr string, inFlight int, cfg *shmlink.Config) (appbench.Client, error) {
+			return &benchClient{c: newClient(addr, cfg, inFlight, false), url: baseURL(addr) + "/small"}, nil
 		}}
 	flags("bench", args, func(fs *flag.FlagSet) { o.Flags(fs) })
 	rs, err := appbench.Run(o)

@@ -39,19 +39,23 @@ type Options struct {
 	// Unit names a request in the rate column: "req/s", "calls/s".
 	Unit string
 	// NewClient makes a client for addr that keeps inFlight requests going
-	// at once.
-	NewClient func(addr string, inFlight int) (Client, error)
+	// at once, with links of Config cfg (nil: the defaults).
+	NewClient func(addr string, inFlight int, cfg *shmlink.Config) (Client, error)
 	// InFlight lists the numbers of requests in flight to measure.
 	InFlight []int
 	Rounds   int
 	// Duration is the length of one measurement.
 	Duration time.Duration
+	// Spin, if not 0, is the links' Config.SpinTime on both sides: the
+	// servers are started with --spin.
+	Spin time.Duration
 }
 
 // Flags registers the options a bench command takes on fs.
 func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Rounds, "rounds", 5, "measurements of each transport")
 	fs.DurationVar(&o.Duration, "duration", 500*time.Millisecond, "length of one measurement")
+	fs.DurationVar(&o.Spin, "spin", 0, "shmlink's Config.SpinTime on both sides, negative for none (default: the library's)")
 	fs.Func("inflight", "comma-separated numbers of requests in flight (default 1,32)", func(s string) error {
 		o.InFlight = nil
 		for _, f := range strings.Split(s, ",") {
@@ -97,16 +101,22 @@ func Run(o Options) (_ []Result, err error) {
 		"unix":    "unix:" + filepath.Join(dir, "s"),
 		"tcp":     "127.0.0.1:0",
 	}
+	var cfg *shmlink.Config
+	var extra []string
+	if o.Spin != 0 {
+		cfg = &shmlink.Config{SpinTime: o.Spin}
+		extra = []string{"--spin", o.Spin.String()}
+	}
 	clients := map[string]map[int]Client{}
 	for _, tr := range transports {
-		srv, err := serverproc.Start(addrs[tr], nil)
+		srv, err := serverproc.Start(addrs[tr], nil, extra...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", tr, err)
 		}
 		defer func() { err = errors.Join(err, srv.Stop()) }()
 		clients[tr] = map[int]Client{}
 		for _, n := range o.InFlight {
-			c, err := o.NewClient(srv.Addr, n)
+			c, err := o.NewClient(srv.Addr, n, cfg)
 			if err != nil {
 				return nil, fmt.Errorf("%s client: %w", tr, err)
 			}
@@ -200,8 +210,15 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 
 // Print writes the results as a table, with a heading and a legend.
 func Print(w io.Writer, o Options, rs []Result) error {
-	fmt.Fprintf(w, "%s: %d rounds of %v per measurement; shmlink rings of %d MiB; server in a child process\n\n",
-		o.What, o.Rounds, o.Duration, shmlink.DefaultRingSize>>20)
+	spin := "spin " + shmlink.DefaultSpinTime.String()
+	switch {
+	case o.Spin < 0:
+		spin = "no spin"
+	case o.Spin > 0:
+		spin = "spin " + o.Spin.String()
+	}
+	fmt.Fprintf(w, "%s: %d rounds of %v per measurement; shmlink rings of %d MiB, %s; server in a child process\n\n",
+		o.What, o.Rounds, o.Duration, shmlink.DefaultRingSize>>20, spin)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "in flight\ttransport\tmedian\tp99\t%s\tmedian vs unix\trate vs unix\t\n", o.Unit)
 	for i, r := range rs {

@@ -162,11 +162,15 @@ func TestKillMidStream(t *testing.T) {
 		t.Error("the server was not killed")
 	}
 
-	// The client's dialer waits for the name to be served again
-	// (Config.Wait), and the connection reconnects on the next call.
+	// A call made while no server listens waits (WaitForReady), its
+	// connection's dialer waiting for the name to be served again
+	// (Config.Wait); a restarted server answers it.
+	var m *Msg
+	var wg sync.WaitGroup
+	wg.Go(func() { m, err = echo(testCtx(t), cc, &Msg{Text: "again"}, grpc.WaitForReady(true)) })
 	again, _ := startServer(t, addr)
 	restarted := time.Now()
-	m, err := echo(testCtx(t), cc, &Msg{Text: "again"}, grpc.WaitForReady(true))
+	wg.Wait()
 	if err != nil || m.Text != "again" || m.PID != again.Pid() {
 		t.Fatalf("after the restart: %+v, %v; want an answer from pid %d", m, err, again.Pid())
 	}
@@ -209,6 +213,24 @@ func TestGracefulStop(t *testing.T) {
 	srv.Wait(t)
 	if _, err := shmlink.Dial(ctx, addr, nil); !errors.Is(err, shmlink.ErrNoServer) {
 		t.Errorf("dial after the server stopped: %v, want ErrNoServer", err)
+	}
+
+	// With no server, a call's deadline still ends it, though the dialer
+	// waits for one, and closing the connection ends that wait.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := echo(short, cc, &Msg{}, grpc.WaitForReady(true)); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("a call with no server: %v, want DeadlineExceeded", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- cc.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing a connection whose dialer waits for a server hangs")
 	}
 }
 

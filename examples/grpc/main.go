@@ -23,7 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"os"
 	"os/signal"
@@ -42,6 +41,7 @@ import (
 
 	"github.com/shmlink/shmlink"
 	"github.com/shmlink/shmlink/examples/internal/appbench"
+	"github.com/shmlink/shmlink/examples/internal/cmdline"
 	"github.com/shmlink/shmlink/examples/internal/serverproc"
 	"github.com/shmlink/shmlink/examples/internal/transport"
 )
@@ -54,37 +54,8 @@ const usage = `usage:
 A is a link name, host:port (TCP) or unix:PATH; default "grpc-example"`
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("grpc: ")
-	cmd, args := "", os.Args[1:]
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
-	}
-	var err error
-	switch cmd {
-	case "":
-		err = demo()
-	case "server":
-		err = serveCommand(args)
-	case "client":
-		err = clientCommand(args)
-	case "bench":
-		err = benchCommand(args)
-	default:
-		fmt.Fprintln(os.Stderr, usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-func flags(name string, args []string, define func(fs *flag.FlagSet)) []string {
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
-	define(fs)
-	fs.Parse(args)
-	return fs.Args()
+	cmdline.Main("grpc", usage, demo, map[string]func([]string) error{
+		"server": serveCommand, "client": clientCommand, "bench": benchCommand})
 }
 
 const defaultAddr = "grpc-example"
@@ -204,7 +175,7 @@ func (s *echoServer) Count(in *Msg, stream grpc.ServerStream) error {
 func serveCommand(args []string) error {
 	addr := defaultAddr
 	var cfg shmlink.Config
-	flags("server", args, func(fs *flag.FlagSet) {
+	cmdline.Flags(usage, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", addr, "where to listen")
 		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
 	})
@@ -283,7 +254,7 @@ func count(ctx context.Context, cc *grpc.ClientConn, n int) (grpc.ClientStream, 
 
 func clientCommand(args []string) error {
 	addr := defaultAddr
-	texts := flags("client", args, func(fs *flag.FlagSet) { fs.StringVar(&addr, "addr", addr, "where the server listens") })
+	texts := cmdline.Flags(usage, args, func(fs *flag.FlagSet) { fs.StringVar(&addr, "addr", addr, "where the server listens") })
 	if len(texts) == 0 {
 		texts = []string{"hello"}
 	}
@@ -331,27 +302,14 @@ func talk(cc *grpc.ClientConn, texts []string) error {
 
 // demo starts a server process on a link and calls it.
 func demo() error {
-	name := "grpc-demo-" + strconv.Itoa(os.Getpid())
-	srv, err := serverproc.Start(name, os.Stdout)
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	fmt.Printf("server listening on the link %q\n", name)
-	cc, err := dial(srv.Addr, links)
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	if err := talk(cc, []string{"hello", "world"}); err != nil {
-		return err
-	}
-	cc.Close()
-	if err := srv.Stop(); err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	fmt.Println("server stopped")
-	return nil
+	return serverproc.Demo("grpc-demo", func(addr string) error {
+		cc, err := dial(addr, links)
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		return talk(cc, []string{"hello", "world"})
+	})
 }
 
 // ---- bench ----
@@ -363,12 +321,7 @@ func benchCommand(args []string) error {
 			cc, err := dial(addr, cfg)
 			return benchClient{cc}, err
 		}}
-	flags("bench", args, func(fs *flag.FlagSet) { o.Flags(fs) })
-	rs, err := appbench.Run(o)
-	if err != nil {
-		return err
-	}
-	return appbench.Print(os.Stdout, o, rs)
+	return appbench.Command(o, usage, args)
 }
 
 type benchClient struct{ *grpc.ClientConn }

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shmlink/shmlink"
+	"github.com/shmlink/shmlink/examples/internal/exampletest"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -31,23 +30,9 @@ func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]func([]string) error{"grpc": testproc.Program(main)})
 }
 
-// linkDir gives the test a directory of link names of its own.
-func linkDir(t *testing.T) {
+func startServer(t *testing.T, addr string, extra ...string) (*testproc.Proc, string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "links")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(shmlink.RuntimeDirEnv, dir)
-}
-
-// startServer runs "grpc server --addr addr" and returns it once it
-// listens, with the address to dial.
-func startServer(t *testing.T, addr string) (*testproc.Proc, string) {
-	t.Helper()
-	p := testproc.Options{Name: "server"}.Start(t, "grpc", "server", "--addr", addr)
-	line := p.Stdout.Expect(t, "listening on ")
-	return p, strings.TrimPrefix(line, "listening on ")
+	return exampletest.StartServer(t, "grpc", addr, extra...)
 }
 
 func dialTest(t *testing.T, addr string) *grpc.ClientConn {
@@ -85,7 +70,7 @@ func recvN(t *testing.T, s grpc.ClientStream, first, n int) {
 // (JSON) answer over one link; a stream of 1,000 messages arrives whole,
 // in order, then ends.
 func TestUnaryAndStream(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	srv, addr := startServer(t, "calls")
 	cc := dialTest(t, addr)
 	ctx := testCtx(t)
@@ -115,7 +100,7 @@ func TestUnaryAndStream(t *testing.T) {
 // deadline sent with the call, or by the client's cancellation, whichever
 // comes first).
 func TestDeadline(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	srv, addr := startServer(t, "deadline")
 	cc := dialTest(t, addr)
 	if _, err := echo(testCtx(t), cc, &Msg{Text: "connect first"}); err != nil {
@@ -139,7 +124,7 @@ func TestDeadline(t *testing.T) {
 // stream ends the stream with Unavailable at once, not a hang; the same
 // client connection then reaches a server restarted on the name.
 func TestKillMidStream(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	srv, addr := startServer(t, "kill")
 	cc := dialTest(t, addr)
 	s, err := count(testCtx(t), cc, 0) // endless
@@ -181,7 +166,7 @@ func TestKillMidStream(t *testing.T) {
 // in flight finish with its answer, ends an endless stream cleanly (the
 // handler returns), removes the name, and the server exits 0.
 func TestGracefulStop(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	srv, addr := startServer(t, "graceful")
 	cc := dialTest(t, addr)
 	ctx := testCtx(t)
@@ -238,13 +223,11 @@ func TestGracefulStop(t *testing.T) {
 // against a server process, over a link and over TCP (the same code, told
 // host:port).
 func TestClientCommand(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	for _, tc := range []struct{ name, addr string }{{"link", "cli"}, {"tcp", "127.0.0.1:0"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, addr := startServer(t, tc.addr)
-			cli := testproc.Options{Name: "client"}.Start(t, "grpc", "client", "--addr", addr, "one", "two words")
-			cli.Wait(t)
-			out := cli.Stdout.All(t)
+			out := exampletest.Run(t, "grpc", []string{"client", "--addr", addr, "one", "two words"})
 			pid := " (from pid " + strconv.Itoa(srv.Pid()) + ")\n"
 			want := "health: SERVING\necho: one" + pid + "echo: two words" + pid + "count: 0 1 2\n"
 			if out != want {
@@ -257,25 +240,13 @@ func TestClientCommand(t *testing.T) {
 // TestDemo: with no arguments the example starts its own server process,
 // calls it and stops it.
 func TestDemo(t *testing.T) {
-	linkDir(t)
-	p := testproc.Start(t, "grpc")
-	p.Wait(t)
-	out := p.Stdout.All(t)
-	for _, want := range []string{"health: SERVING", "echo: world", "count: 0 1 2", "stopped gracefully", "server stopped"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
-	}
+	exampletest.LinkDir(t)
+	exampletest.Run(t, "grpc", nil, "health: SERVING", "echo: world", "count: 0 1 2", "stopped gracefully", "server stopped")
 }
 
 // TestBench: a very short run of the benchmark gives a row per transport
 // and number in flight.
 func TestBench(t *testing.T) {
-	linkDir(t)
-	p := testproc.Start(t, "grpc", "bench", "--rounds", "1", "--duration", "20ms", "--inflight", "1,4")
-	p.Wait(t)
-	out := p.Stdout.All(t)
-	if n := strings.Count(out, " µs ") / 2; n != 6 { // a median and a p99 a row
-		t.Errorf("%d rows, want 6:\n%s", n, out)
-	}
+	exampletest.LinkDir(t)
+	exampletest.Bench(t, "grpc")
 }

@@ -24,7 +24,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -40,6 +39,7 @@ import (
 
 	"github.com/shmlink/shmlink"
 	"github.com/shmlink/shmlink/examples/internal/appbench"
+	"github.com/shmlink/shmlink/examples/internal/cmdline"
 	"github.com/shmlink/shmlink/examples/internal/serverproc"
 	"github.com/shmlink/shmlink/examples/internal/transport"
 )
@@ -52,37 +52,8 @@ const usage = `usage:
 A is a link name, host:port (TCP) or unix:PATH; default "http-example"`
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("http: ")
-	cmd, args := "", os.Args[1:]
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
-	}
-	var err error
-	switch cmd {
-	case "":
-		err = demo()
-	case "server":
-		err = serveCommand(args)
-	case "client":
-		err = clientCommand(args)
-	case "bench":
-		err = benchCommand(args)
-	default:
-		fmt.Fprintln(os.Stderr, usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-func flags(name string, args []string, define func(fs *flag.FlagSet)) []string {
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
-	define(fs)
-	fs.Parse(args)
-	return fs.Args()
+	cmdline.Main("http", usage, demo, map[string]func([]string) error{
+		"server": serveCommand, "client": clientCommand, "bench": benchCommand})
 }
 
 const defaultAddr = "http-example"
@@ -93,7 +64,7 @@ func serveCommand(args []string) error {
 	addr, h2c := defaultAddr, false
 	var writeTimeout time.Duration
 	var cfg shmlink.Config
-	flags("server", args, func(fs *flag.FlagSet) {
+	cmdline.Flags(usage, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", addr, "where to listen")
 		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
 		fs.DurationVar(&writeTimeout, "write-timeout", 0, "http.Server.WriteTimeout")
@@ -371,7 +342,7 @@ var links = &shmlink.Config{Wait: true}
 
 func clientCommand(args []string) error {
 	addr, h2c := defaultAddr, false
-	paths := flags("client", args, func(fs *flag.FlagSet) {
+	paths := cmdline.Flags(usage, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", addr, "where the server listens")
 		fs.BoolVar(&h2c, "h2c", false, "speak HTTP/2 without TLS")
 	})
@@ -406,17 +377,13 @@ func get(c *http.Client, url string) error {
 }
 
 // demo starts a server process on a link and shows what goes over it.
-func demo() error {
-	name := "http-demo-" + strconv.Itoa(os.Getpid())
-	srv, err := serverproc.Start(name, os.Stdout)
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
-	fmt.Printf("server listening on the link %q\n", name)
-	c := newClient(srv.Addr, links, 0, false)
-	base := baseURL(srv.Addr)
+func demo() error { return serverproc.Demo("http-demo", talk) }
 
+// talk shows keep-alive, a 10 MiB body both ways and server-sent events.
+func talk(addr string) error {
+	c := newClient(addr, links, 0, false)
+	defer c.CloseIdleConnections()
+	base := baseURL(addr)
 	for range 2 { // the second request comes on the same connection
 		if err := get(c, base+"/hello"); err != nil {
 			return err
@@ -438,15 +405,7 @@ func demo() error {
 		return errors.New("echo: the body came back changed")
 	}
 	fmt.Printf("POST /echo: 10 MiB there and back in %v\n", time.Since(start).Round(time.Millisecond))
-	if err := get(c, base+"/events?n=3"); err != nil {
-		return err
-	}
-	c.CloseIdleConnections()
-	if err := srv.Stop(); err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	fmt.Println("server stopped")
-	return nil
+	return get(c, base+"/events?n=3")
 }
 
 // ---- bench ----
@@ -456,12 +415,7 @@ func benchCommand(args []string) error {
 		NewClient: func(addr string, inFlight int, cfg *shmlink.Config) (appbench.Client, error) {
 			return &benchClient{c: newClient(addr, cfg, inFlight, false), url: baseURL(addr) + "/small"}, nil
 		}}
-	flags("bench", args, func(fs *flag.FlagSet) { o.Flags(fs) })
-	rs, err := appbench.Run(o)
-	if err != nil {
-		return err
-	}
-	return appbench.Print(os.Stdout, o, rs)
+	return appbench.Command(o, usage, args)
 }
 
 // benchClient GETs 64 bytes, keeping a connection per request in flight.

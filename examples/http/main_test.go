@@ -15,8 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +24,7 @@ import (
 	"time"
 
 	"github.com/shmlink/shmlink"
+	"github.com/shmlink/shmlink/examples/internal/exampletest"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -39,23 +38,9 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// linkDir gives the test a directory of link names of its own.
-func linkDir(t *testing.T) {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "links")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(shmlink.RuntimeDirEnv, dir)
-}
-
-// startServer runs "http server --addr addr extra..." and returns it once
-// it listens, with the address to dial.
 func startServer(t *testing.T, addr string, extra ...string) (*testproc.Proc, string) {
 	t.Helper()
-	p := testproc.Options{Name: "server"}.Start(t, "http", append([]string{"server", "--addr", addr}, extra...)...)
-	line := p.Stdout.Expect(t, "listening on ")
-	return p, strings.TrimPrefix(line, "listening on ")
+	return exampletest.StartServer(t, "http", addr, extra...)
 }
 
 // countingClient is newClient with a count of the connections it dialled.
@@ -142,7 +127,7 @@ func serverStats(t *testing.T, c *http.Client, addr string) stats {
 // TestKeepAlive: sequential requests reuse one link, as they reuse one
 // TCP connection, and the server sees one connection.
 func TestKeepAlive(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	_, addr := startServer(t, "keepalive")
 	c, dials := countingClient(addr, nil, 0, false)
 	var reused atomic.Int64
@@ -170,7 +155,7 @@ func TestKeepAlive(t *testing.T) {
 // answer, intact, over the default rings and over rings far smaller than
 // the body. The time of each, on a link already used once, is logged.
 func TestBigBodies(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	_, addr := startServer(t, "bodies")
 	body := make([]byte, 10<<20)
 	rand.NewChaCha8([32]byte{1}).Read(body)
@@ -202,7 +187,7 @@ func TestBigBodies(t *testing.T) {
 // TestServerSentEvents: events arrive one by one while the answer goes
 // on, and the server sees the client leave when it closes the body.
 func TestServerSentEvents(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	srv, addr := startServer(t, "events")
 	c := newClient(addr, nil, 0, false)
 	resp, err := c.Get(baseURL(addr) + "/events?every=1ms") // never ends by itself
@@ -245,7 +230,7 @@ func readEvent(t *testing.T, r *bufio.Reader) string {
 // are refused, lets a request in flight finish, then returns, and the
 // server exits cleanly.
 func TestShutdown(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	srv, addr := startServer(t, "shutdown")
 	c := newClient(addr, nil, 0, false)
 	bodyR, bodyW := io.Pipe()
@@ -286,7 +271,7 @@ func TestShutdown(t *testing.T) {
 // socket: the server's writes fail with os.ErrDeadlineExceeded once it has
 // passed, and the client's answer breaks off instead of going on.
 func TestWriteTimeout(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	const timeout = 300 * time.Millisecond
 	srv, addr := startServer(t, "timeout", "--write-timeout", timeout.String())
 	c := newClient(addr, nil, 0, false)
@@ -320,7 +305,7 @@ func TestWriteTimeout(t *testing.T) {
 // the same counts: these are net/http's, whatever the transport. These
 // are the figures of docs/ecosystem.md.
 func TestPools(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	for _, tr := range []struct{ name, addr string }{{"shmlink", "pools"}, {"tcp", "127.0.0.1:0"}} {
 		t.Run(tr.name, func(t *testing.T) { pools(t, tr.addr) })
 	}
@@ -381,7 +366,7 @@ func pools(t *testing.T, addr string) {
 // against a server process, over a link and over TCP (the same code, told
 // host:port), with HTTP/1.1 and h2c.
 func TestClientCommand(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	for _, tc := range []struct{ name, addr, proto string }{
 		{"link", "cli", "HTTP/1.1"},
 		{"tcp", "127.0.0.1:0", "HTTP/1.1"},
@@ -393,15 +378,9 @@ func TestClientCommand(t *testing.T) {
 				h2c = []string{"--h2c"}
 			}
 			_, addr := startServer(t, tc.addr, h2c...)
-			args := append([]string{"client", "--addr", addr}, h2c...)
-			cli := testproc.Options{Name: "client"}.Start(t, "http", append(args, "/hello", "/events?n=2&every=1ms")...)
-			cli.Wait(t)
-			out := cli.Stdout.All(t)
-			for _, want := range []string{"GET /hello: 200 OK\nhello from pid", "over " + tc.proto + ",", "GET /events: 200 OK\nid: 0\ndata: event 0\n\nid: 1\ndata: event 1\n"} {
-				if !strings.Contains(out, want) {
-					t.Errorf("client output lacks %q:\n%s", want, out)
-				}
-			}
+			args := append(append([]string{"client", "--addr", addr}, h2c...), "/hello", "/events?n=2&every=1ms")
+			exampletest.Run(t, "http", args, "GET /hello: 200 OK\nhello from pid", "over "+tc.proto+",",
+				"GET /events: 200 OK\nid: 0\ndata: event 0\n\nid: 1\ndata: event 1\n")
 		})
 	}
 }
@@ -409,15 +388,9 @@ func TestClientCommand(t *testing.T) {
 // TestDemo: with no arguments the example starts its own server process,
 // talks to it and stops it.
 func TestDemo(t *testing.T) {
-	linkDir(t)
-	p := testproc.Start(t, "http")
-	p.Wait(t)
-	out := p.Stdout.All(t)
-	for _, want := range []string{"connection 1, you are", "POST /echo: 10 MiB there and back", "data: event 2", "shutdown: complete", "server stopped"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
-		}
-	}
+	exampletest.LinkDir(t)
+	out := exampletest.Run(t, "http", nil, "connection 1, you are", "POST /echo: 10 MiB there and back",
+		"data: event 2", "shutdown: complete", "server stopped")
 	if strings.Contains(out, "connection 2") {
 		t.Errorf("the demo's requests did not share a connection:\n%s", out)
 	}
@@ -426,11 +399,6 @@ func TestDemo(t *testing.T) {
 // TestBench: a very short run of the benchmark gives a row per transport
 // and number in flight.
 func TestBench(t *testing.T) {
-	linkDir(t)
-	p := testproc.Start(t, "http", "bench", "--rounds", "1", "--duration", "20ms", "--inflight", "1,4")
-	p.Wait(t)
-	out := p.Stdout.All(t)
-	if n := strings.Count(out, " µs ") / 2; n != 6 { // a median and a p99 a row
-		t.Errorf("%d rows, want 6:\n%s", n, out)
-	}
+	exampletest.LinkDir(t)
+	exampletest.Bench(t, "http")
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/shmlink/shmlink"
+	"github.com/shmlink/shmlink/examples/internal/exampletest"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -83,7 +84,7 @@ func fetchStats(c *http.Client, addr string) (stats, error) {
 // exist only once touched; a ring holds on to the pages its traffic has
 // touched, at most its size.
 func TestIdleLinkMemory(t *testing.T) {
-	linkDir(t)
+	exampletest.LinkDir(t)
 	n := *idleLinks
 	for _, tc := range []struct {
 		ring, answer int

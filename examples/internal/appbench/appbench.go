@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/shmlink/shmlink"
+	"github.com/shmlink/shmlink/examples/internal/cmdline"
 	"github.com/shmlink/shmlink/examples/internal/serverproc"
 )
 
@@ -51,8 +52,19 @@ type Options struct {
 	Spin time.Duration
 }
 
-// Flags registers the options a bench command takes on fs.
-func (o *Options) Flags(fs *flag.FlagSet) {
+// Command is a bench command: it takes its options from args (usage says
+// which), runs and prints the table on stdout.
+func Command(o Options, usage string, args []string) error {
+	cmdline.Flags(usage, args, o.flags)
+	rs, err := Run(o)
+	if err != nil {
+		return err
+	}
+	return Print(os.Stdout, o, rs)
+}
+
+// flags registers the options a bench command takes on fs.
+func (o *Options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Rounds, "rounds", 5, "measurements of each transport")
 	fs.DurationVar(&o.Duration, "duration", 500*time.Millisecond, "length of one measurement")
 	fs.DurationVar(&o.Spin, "spin", 0, "shmlink's Config.SpinTime on both sides, negative for none (default: the library's)")

@@ -100,3 +100,24 @@ func (s *Server) signalAndWait() error {
 		return fmt.Errorf("server still running %v after SIGTERM", timeout)
 	}
 }
+
+// Demo starts a server on a link named after prefix and this process,
+// runs client against it with the address to dial, then stops the server
+// and says so. The server's output goes to stdout.
+func Demo(prefix string, client func(addr string) error) error {
+	name := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	srv, err := Start(name, os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	fmt.Printf("server listening on the link %q\n", name)
+	if err := client(srv.Addr); err != nil {
+		return err
+	}
+	if err := srv.Stop(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	fmt.Println("server stopped")
+	return nil
+}

@@ -329,6 +329,18 @@ func (c *Conn) WriteMessageContext(ctx context.Context, b []byte) error {
 	return c.opError("write", c.ep.writeMessage(ctx, b, c.maxSend))
 }
 
+// WriteMessages sends each of msgs as one message, in order, as
+// WriteMessage would, but publishes them together: one index update, and
+// at most one wake-up of the peer, for as many as the ring holds, where
+// WriteMessage pays both for every message. It is the way to stream many
+// small messages. No other writer's message comes between them. It returns
+// how many were sent; on an error those are delivered and the rest are not
+// sent. If any message is larger than the peer accepts, none is sent.
+func (c *Conn) WriteMessages(msgs [][]byte) (int, error) {
+	n, err := c.ep.writeMessages(context.Background(), msgs, c.maxSend)
+	return n, c.opError("write", err)
+}
+
 // Write implements net.Conn: it sends all of b, as one message when b fits
 // the peer's limit, as several otherwise.
 func (c *Conn) Write(b []byte) (int, error) {
@@ -370,6 +382,20 @@ func (c *Conn) ReadMessageInto(b []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.ep.readInto(b)
+	return n, c.opError("read", err)
+}
+
+// ReadMessagesInto reads the next message as ReadMessageInto does, waiting
+// for it, and then, without waiting, as many more as are already there and
+// fit: their bytes back to back in b, their lengths in sizes. It gives the
+// ring's room back to the peer once for all of them. It returns how many
+// messages it read, at most len(sizes). It is the reading half of
+// WriteMessages: a stream of small messages costs one call per batch.
+func (c *Conn) ReadMessagesInto(b []byte, sizes []int) (int, error) {
+	if err := c.readShutErr(); err != nil {
+		return 0, err
+	}
+	n, err := c.ep.readBatch(b, sizes)
 	return n, c.opError("read", err)
 }
 

@@ -322,6 +322,30 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	return ep.check(ep.wr.WriteMessage(ctx, b))
 }
 
+// writeMessages is WriteMessages for any session of the endpoint. Every
+// message is checked against the limit before any is sent.
+func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint64) (int, error) {
+	for i, b := range msgs {
+		if uint64(len(b)) > limit {
+			return 0, fmt.Errorf("%w: message %d of the batch has %d bytes, peer accepts at most %d; none sent",
+				ErrMessageTooLarge, i, len(b), limit)
+		}
+	}
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock()
+	if err := ep.stateErr(false); err != nil {
+		return 0, err
+	}
+	if err := ep.expired(false); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := ep.wr.WriteMessages(ctx, msgs)
+	return n, ep.check(err)
+}
+
 // lockRead takes the reader lock unless the endpoint is closed (its memory
 // may then be gone) or the read deadline has passed.
 func (ep *endpoint) lockRead() error {
@@ -358,6 +382,18 @@ func (ep *endpoint) readInto(b []byte) (int, error) {
 	}
 	defer ep.rmu.Unlock()
 	n, err := ep.rd.ReadInto(context.Background(), b)
+	if sb, ok := err.(*ring.ShortBufferError); ok {
+		return 0, &ShortBufferError{Need: int(sb.Need)}
+	}
+	return n, ep.check(err)
+}
+
+func (ep *endpoint) readBatch(b []byte, sizes []int) (int, error) {
+	if err := ep.lockRead(); err != nil {
+		return 0, err
+	}
+	defer ep.rmu.Unlock()
+	n, err := ep.rd.ReadBatch(context.Background(), b, sizes)
 	if sb, ok := err.(*ring.ShortBufferError); ok {
 		return 0, &ShortBufferError{Need: int(sb.Need)}
 	}

@@ -29,7 +29,9 @@ The sockets and pipes write each message at once (one system call each), as
 request/response needs; for the one-way streams they also run buffered
 ("-buffered"): small messages gather in a 64 KiB buffer that is written when
 full and at the end of each batch, larger ones go out from the sender's
-buffer. shmlink writes with WriteMessage, one call per message.
+buffer. shmlink streams with WriteMessages, one publish per batch (its
+small messages gathered as the buffered sockets gather theirs); a round trip
+is a WriteMessage per message.
 
 The transports take turns, round by round, so that the rest of the machine
 disturbs them alike. The table gives each figure's ratio to a baseline (above
@@ -166,9 +168,10 @@ func (r *benchReport) table(w io.Writer) error {
 	_, err := fmt.Fprintf(w, `
 writes: %s = a system call per message, as request/response needs;
 %s = a %s buffer, written when full and at the end of each batch
-(messages over %s go from the sender's buffer); WriteMessage = shmlink's,
-a call per message (it has no batch API yet). Every receiver parses each
-length prefix (shmlink: ReadMessageInto) and counts the messages.
+(messages over %s go from the sender's buffer); WriteMessages = shmlink's
+batch API, one publish per batch gathered the same way (one WriteMessage
+per round trip). Every receiver parses each length prefix (shmlink:
+ReadMessageInto) and counts the messages.
 vs base: the ratio to the row marked base, above 1 is better; for round trips
 the unix socket, for one way the fastest transport other than shmlink.
 msg/s of a round trip row counts round trips.

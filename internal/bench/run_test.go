@@ -38,10 +38,10 @@ func TestResultsBaseline(t *testing.T) {
 		transport, writes, baseline string
 		ratio                       float64
 	}{
-		{"shmlink", "WriteMessage", "unix", 20},
+		{"shmlink", "WriteMessages", "unix", 20},
 		{"pipe", workload.WritesEach, "unix", 4},
 		{"unix", workload.WritesEach, "unix", 1},
-		{"shmlink", "WriteMessage", "unix-buffered", 7 / 1.45},
+		{"shmlink", "WriteMessages", "unix-buffered", 7 / 1.45},
 		{"unix", workload.WritesEach, "unix-buffered", 0.2 / 1.45},
 		{"unix-buffered", workload.WritesBatched, "unix-buffered", 1},
 		{"pipe", workload.WritesEach, "unix-buffered", 0.7 / 1.45},

@@ -22,17 +22,63 @@ func Shmlink(ring int) *workload.Transport {
 	cfg := &shmlink.Config{RingSize: ring}
 	t := workload.PathTransport(Subject,
 		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
-		(*shmlink.Listener).AcceptConn,
-		func(path string) (*shmlink.Conn, error) {
+		func(l *shmlink.Listener) (*batchConn, error) { return newBatchConn(l.AcceptConn()) },
+		func(path string) (*batchConn, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return shmlink.Dial(ctx, path, cfg)
+			return newBatchConn(shmlink.Dial(ctx, path, cfg))
 		})
-	// The workloads write with WriteMessage, one message at a time: the best
-	// shmlink has for a stream until it has a batch API. They read with
-	// ReadMessageInto.
-	t.Writes = "WriteMessage"
+	// shmlink's best API for a stream of small messages: WriteMessages,
+	// one publish per batch. Round trips flush every message, so they are
+	// WriteMessage calls. Reads are ReadMessageInto.
+	t.Writes = "WriteMessages"
 	return t
+}
+
+// batchConn gathers the small messages of a batch, as a buffered socket
+// does, and sends them with one WriteMessages when the driver flushes (at
+// the end of a batch, after a message that must be answered) or when
+// BufferSize bytes are waiting. A message over CopyMax goes at once, with
+// what was waiting before it, as on the buffered sockets.
+type batchConn struct {
+	*shmlink.Conn
+	arena []byte // the waiting messages' bytes; never grows
+	msgs  [][]byte
+}
+
+func newBatchConn(c *shmlink.Conn, err error) (*batchConn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &batchConn{Conn: c, arena: make([]byte, 0, workload.BufferSize)}, nil
+}
+
+func (b *batchConn) WriteMessage(m []byte) error {
+	if len(m) > workload.CopyMax {
+		if err := b.Flush(); err != nil {
+			return err
+		}
+		return b.Conn.WriteMessage(m)
+	}
+	if len(b.arena)+len(m) > cap(b.arena) {
+		if err := b.Flush(); err != nil {
+			return err
+		}
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, m...)
+	b.msgs = append(b.msgs, b.arena[start:len(b.arena):len(b.arena)])
+	return nil
+}
+
+// Flush sends the waiting messages.
+func (b *batchConn) Flush() error {
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	_, err := b.Conn.WriteMessages(b.msgs)
+	b.msgs, b.arena = b.msgs[:0], b.arena[:0]
+	return err
 }
 
 // Transports returns every transport of a run, shmlink's with the given

@@ -71,6 +71,9 @@ type Producer struct {
 
 	// pendingAbort is set when a streamed message was cut off part-way.
 	pendingAbort bool
+	// batching defers the publication of small messages to the end of a
+	// WriteMessages; unpublished says that some are waiting for it.
+	batching, unpublished bool
 	Counters
 }
 
@@ -116,6 +119,7 @@ func (p *Producer) Awake() { p.r.ctl.writerSleeping.Store(0) }
 // load of the sleeping flag; with the consumer announcing sleep before it
 // re-reads the tail, one of the two always sees the other (no lost wake-up).
 func (p *Producer) publish() {
+	p.unpublished = false
 	p.r.ctl.tail.Store(p.tail)
 	if p.r.ctl.readerSleeping.Load() != 0 && p.r.ctl.readerSleeping.Swap(0) != 0 {
 		p.Wakeups++
@@ -125,10 +129,11 @@ func (p *Producer) publish() {
 
 // Consumer is the reading end of a ring.
 type Consumer struct {
-	r    *Ring
-	w    Waiter
-	head uint64 // ours
-	tail uint64 // the producer's index as last read and validated
+	r         *Ring
+	w         Waiter
+	head      uint64 // ours
+	tail      uint64 // the producer's index as last read and validated
+	deferring bool   // a batch read: release publishes nothing until it ends
 	Counters
 }
 
@@ -190,9 +195,18 @@ func (c *Consumer) payload(h header) []byte {
 	return c.r.data[off : off+h.length : off+h.length]
 }
 
-// release gives the chunk's bytes back to the producer.
+// release gives the chunk's bytes back to the producer, at once or, while
+// deferring, at the next publishHead.
 func (c *Consumer) release(h header) {
 	c.head += h.frame()
+	if c.deferring {
+		return
+	}
+	c.publishHead()
+}
+
+// publishHead stores the read index and wakes a sleeping producer.
+func (c *Consumer) publishHead() {
 	c.r.ctl.head.Store(c.head)
 	if c.r.ctl.writerSleeping.Load() != 0 && c.r.ctl.writerSleeping.Swap(0) != 0 {
 		c.Wakeups++

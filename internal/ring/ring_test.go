@@ -273,3 +273,97 @@ func TestParseRejectsBadHeaders(t *testing.T) {
 		t.Errorf("short mapping accepted")
 	}
 }
+
+// TestWriteMessagesBatch: a batch of every size, larger than the ring, so
+// that the producer must publish part of it to make room, arrives whole
+// and in order; small messages of a batch that fits are published once.
+func TestWriteMessagesBatch(t *testing.T) {
+	const ring = 4096
+	p, rd := pair(t, ring)
+	var batch [][]byte
+	for i, n := range []int{0, 1, 64, 100, ring/2 - 8, 3000, 64 << 10, 8, 8, 8} {
+		batch = append(batch, message(uint32(i), n))
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := p.WriteMessages(bg, batch)
+		if err == nil && n != len(batch) {
+			err = errors.New("short batch")
+		}
+		done <- err
+	}()
+	for i, want := range batch {
+		got, err := rd.ReadMessage(bg)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %d bytes, %v; want %d", i, len(got), err, len(want))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	small := [][]byte{message(1, 10), message(2, 20), message(3, 30)}
+	before := p.r.ctl.tail.Load()
+	if n, err := p.WriteMessages(bg, small); n != 3 || err != nil {
+		t.Fatalf("WriteMessages = %d, %v", n, err)
+	}
+	if after := p.r.ctl.tail.Load(); after != p.tail || after == before {
+		t.Fatalf("published tail %d, producer at %d", after, p.tail)
+	}
+	for _, want := range small {
+		if got, err := rd.ReadMessage(bg); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("got %q, %v", got, err)
+		}
+	}
+}
+
+// TestWriteMessagesPublishesWhatFits: a batch cut off by a failed wait
+// reports how many messages went whole, and those are published.
+func TestWriteMessagesPublishesWhatFits(t *testing.T) {
+	p, rd := pair(t, 4096)
+	p.w.(*testWaiter).space = func(uint64) error { return io.ErrClosedPipe }
+	batch := [][]byte{message(1, 1500), message(2, 1500), message(3, 1500)} // two fit a 4 KiB ring
+	n, err := p.WriteMessages(bg, batch)
+	if err != io.ErrClosedPipe || n != 2 {
+		t.Fatalf("WriteMessages = %d, %v; want 2 and the wait's error", n, err)
+	}
+	for i := 0; i < n; i++ {
+		if got, err := rd.ReadMessage(bg); err != nil || !bytes.Equal(got, batch[i]) {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+}
+
+// TestReadBatch: whole small messages already in the ring come in one
+// call; a streamed message, or one that does not fit, waits for the next.
+func TestReadBatch(t *testing.T) {
+	p, rd := pair(t, 8192)
+	want := [][]byte{message(1, 10), message(2, 0), message(3, 300), message(4, 5000), message(5, 20), message(6, 3000)}
+	written := make(chan error, 1)
+	go func() { _, err := p.WriteMessages(bg, want); written <- err }()
+	buf := make([]byte, 6000)
+	sizes := make([]int, 8)
+	var got [][]byte
+	for len(got) < len(want) {
+		n, err := rd.ReadBatch(bg, buf, sizes)
+		if err != nil || n == 0 {
+			t.Fatalf("ReadBatch = %d, %v", n, err)
+		}
+		off := 0
+		for _, s := range sizes[:n] {
+			got = append(got, bytes.Clone(buf[off:off+s]))
+			off += s
+		}
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if rd.c.r.ctl.head.Load() != rd.c.head {
+		t.Errorf("read index not published after the batch")
+	}
+}

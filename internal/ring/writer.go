@@ -28,6 +28,42 @@ func (p *Producer) WriteMessage(ctx context.Context, msg []byte) error {
 	return p.writeLarge(ctx, msg)
 }
 
+// WriteMessages writes msgs in order, each as WriteMessage would, and
+// publishes them together: one index store, and at most one wake-up of the
+// consumer, for as many as the ring holds at once. Before it waits for
+// space it publishes what it has written, so the consumer can make room.
+// It returns how many messages were written whole; those are published
+// even if a later one fails.
+func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error) {
+	p.batching = true
+	defer func() {
+		p.batching = false
+		p.flush()
+	}()
+	for i, m := range msgs {
+		if err := p.WriteMessage(ctx, m); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
+}
+
+// commit publishes a written message, or leaves it for flush in a batch.
+func (p *Producer) commit() {
+	if p.batching {
+		p.unpublished = true
+		return
+	}
+	p.publish()
+}
+
+// flush publishes what a batch has written and not yet published.
+func (p *Producer) flush() {
+	if p.unpublished {
+		p.publish()
+	}
+}
+
 // Resume prepares a producer that takes over a ring from a dead one, which
 // may have stopped part-way through a message: the consumer is told to drop
 // that message now if there is room, else before the next message.
@@ -61,6 +97,7 @@ func (p *Producer) ensure(ctx context.Context, need uint64) error {
 		if f >= need {
 			return nil
 		}
+		p.flush() // the consumer can only make room from what it sees
 		if err := p.w.WaitSpace(ctx, need); err != nil {
 			return err
 		}
@@ -88,7 +125,7 @@ func (p *Producer) writeSmall(ctx context.Context, msg []byte, full uint64) erro
 	h := putHeader(b, uint64(len(msg)), FlagBegin|FlagEnd, 0)
 	copy(b[h:], msg)
 	p.tail += full
-	p.publish()
+	p.commit()
 	p.Messages++
 	p.Bytes += uint64(len(msg))
 	return nil

@@ -72,7 +72,43 @@ func Serve(c Conn) error {
 	}
 }
 
+// BatchReader is a Conn that can read many waiting messages in one call
+// (shmlink's ReadMessagesInto); a sink uses it for small messages.
+type BatchReader interface {
+	ReadMessagesInto(b []byte, sizes []int) (int, error)
+}
+
+// sinkBatches is the sink of a stream of small messages over a
+// BatchReader: it takes what is waiting, a batch at a time, and checks
+// every size as the plain sink does.
+func sinkBatches(c Conn, br BatchReader, flush func() error, cmd command, size int) error {
+	buf := make([]byte, BufferSize)
+	sizes := make([]int, BufferSize/size)
+	for got := uint64(0); got < cmd.count; {
+		want := min(uint64(len(sizes)), cmd.count-got)
+		n, err := br.ReadMessagesInto(buf, sizes[:want])
+		if err != nil {
+			return fmt.Errorf("read message %d of %d: %w", got, cmd.count, noEOF(err))
+		}
+		for _, s := range sizes[:n] {
+			if s != size {
+				return fmt.Errorf("message %d has %d bytes, want %d", got, s, size)
+			}
+			got++
+		}
+	}
+	var ack [8]byte
+	binary.LittleEndian.PutUint64(ack[:], cmd.count)
+	if err := send(c, flush, ack[:]); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
 func serve(c Conn, flush func() error, cmd command, buf []byte) error {
+	if br, ok := c.(BatchReader); ok && cmd.op == opSink && len(buf) > 0 && len(buf) <= CopyMax {
+		return sinkBatches(c, br, flush, cmd, len(buf))
+	}
 	for i := uint64(0); i < cmd.count; i++ {
 		n, err := c.ReadMessageInto(buf)
 		if err != nil {

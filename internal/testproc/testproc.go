@@ -17,6 +17,9 @@
 //	srv := testproc.Options{WaitReady: true}.Start(t, "echo-server", "name")
 //	srv.Kill(t)
 //
+// Options.Exec runs a program other than the test binary (a C peer the
+// test compiled, say) under the same harness.
+//
 // The role and its arguments travel on the child's command line, so any
 // argument survives as it is. The environment only marks the process as a
 // child (see envChild).

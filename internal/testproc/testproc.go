@@ -49,11 +49,16 @@ const readyLine = "ready"
 // the role and exits: with status 0 if the role returned nil, 1 if it
 // returned an error (printed on stderr), 2 if the role is not in roles. A
 // role may also exit by itself with a status of its own. Otherwise Main
-// exits with m.Run's status.
-func Main(m *testing.M, roles map[string]func(args []string) error) {
+// runs the tests, then each of after (to remove what the tests shared,
+// say), and exits with m.Run's status.
+func Main(m *testing.M, roles map[string]func(args []string) error, after ...func()) {
 	mark, child := os.LookupEnv(envChild)
 	if !child {
-		os.Exit(m.Run())
+		code := m.Run()
+		for _, f := range after {
+			f()
+		}
+		os.Exit(code)
 	}
 	os.Exit(runChild(mark, roles))
 }

@@ -65,6 +65,10 @@ func Source() string {
 // Peer returns the test peer (c/test/peer.c with the library), sanitized.
 func Peer(t testing.TB) string { return Build(t, Sanitized, "peer", "shmlink.c", "test/peer.c") }
 
+// Attacker returns c/test/attack.c, a hostile peer built on the library's
+// internals, sanitized.
+func Attacker(t testing.TB) string { return Build(t, Sanitized, "attack", "test/attack.c") }
+
 // Library returns the library as a shared object.
 func Library(t testing.TB) string { return Build(t, Shared, "libshmlink.so", "shmlink.c") }
 

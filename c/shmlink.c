@@ -707,8 +707,6 @@ static int spin(shmlink_conn *c, int write, uint64_t need)
 				start = t;
 			else if (t - start > c->spin_ns)
 				return 0;
-			if ((i & 1023) == 0)
-				sched_yield();
 		}
 	}
 }

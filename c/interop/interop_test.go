@@ -63,6 +63,33 @@ func TestSizes(t *testing.T) {
 	}
 }
 
+// TestCClientWaitsForServer: a C client that dials before any server
+// exists waits (inotify on the name directory) and connects as soon as a
+// Go server listens.
+func TestCClientWaitsForServer(t *testing.T) {
+	linkDir(t)
+	p := startC(t, false, "echo-client", "later", "4096")
+	waitFor(t, "the C client to watch the name directory", func() bool { return watching(p.Pid()) })
+	l := listen(t, "later", nil)
+	c := accept(t, l)
+	expectLine(t, p, "ready")
+	checkEcho(t, c, []int{3, 5000})
+	c.Close()
+	expectLine(t, p, "done: eof")
+	p.Wait(t)
+}
+
+// watching reports whether process pid holds an inotify descriptor.
+func watching(pid int) bool {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == "anon_inode:inotify" {
+			return true
+		}
+	}
+	return false
+}
+
 // goDuplex sends n messages on c while it checks the n the C peer sends.
 func goDuplex(t *testing.T, c *shmlink.Conn, ring, n, max int) {
 	t.Helper()

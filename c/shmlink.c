@@ -229,7 +229,13 @@ static int runtime_dir(char *out, size_t cap)
 	}
 	if (n < 0 || (size_t)n + 2 > cap || (size_t)n + 2 > sizeof raw)
 		return fail(SHMLINK_INVALID, "name directory path too long");
-	/* As given to the kernel, as Go does; the socket path is cleaned. */
+	/* $SHMLINK_DIR goes to the kernel as given, the others cleaned, as Go
+	 * does; the socket path is cleaned in any case. */
+	if (!(e = getenv("SHMLINK_DIR")) || !*e) {
+		char c[sizeof raw];
+		clean_path(raw, c);
+		memcpy(raw, c, strlen(c) + 1);
+	}
 	if (mkdir(raw, 0700) < 0 && errno != EEXIST)
 		return sysfail("create name directory");
 	if (lstat(raw, &st) < 0)

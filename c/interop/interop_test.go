@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -530,6 +531,22 @@ func TestLimits(t *testing.T) {
 	c.Close()
 	expectLine(t, p, "client 0: eof")
 	p.Wait(t)
+
+	l := listen(t, "limit-go", &shmlink.Config{MaxMessageSize: 1000})
+	for n, want := range map[int]string{1001: "too-large", 1000: "ok"} {
+		q := startC(t, false, "send-size", "limit-go", itoa(n))
+		c := accept(t, l)
+		expectLine(t, q, want)
+		q.Wait(t)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, err := c.ReadMessage()
+		if n == 1000 && (err != nil || len(m) != 1000) {
+			t.Fatalf("1000 bytes from C: %d bytes, %v", len(m), err)
+		}
+		if n == 1001 && err != io.EOF {
+			t.Fatalf("after a refused send the C client sent %d bytes, %v; want nothing, then EOF", len(m), err)
+		}
+	}
 }
 
 // TestEventLoop: a C client that runs from poll(2) on shmlink_fd, never

@@ -421,6 +421,20 @@ static int keep_burst(int argc, char **argv)
 	return 0;
 }
 
+/* Send one message of argv[3] bytes; say how it went. */
+static int send_size(int argc, char **argv)
+{
+	shmlink_conn *c = dial(argv[2], NULL);
+	size_t n = (size_t)num(argv[3]);
+	unsigned char *b = xmalloc(n);
+	(void)argc;
+	memset(b, 's', n);
+	say("%s", rname(shmlink_send(c, b, n, 10000)));
+	free(b);
+	shmlink_close(c);
+	return 0;
+}
+
 static int probe(int argc, char **argv)
 {
 	struct shmlink_info info;
@@ -666,6 +680,7 @@ int main(int argc, char **argv)
 	    {"bench-server", 1, bench_server}, {"victim-server", 1, victim_server},
 	    {"victim-client", 3, victim_client}, {"hold-server", 1, hold_server},
 	    {"listen", 1, listen_only},        {"poll-echo-client", 2, poll_echo_client},
+	    {"send-size", 2, send_size},
 	};
 	size_t i;
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -1130,15 +1130,18 @@ static shmlink_conn *conn_new(const struct shmlink_config *cfg, int client)
 	return c;
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 static void end_session(shmlink_conn *c)
 {
-	if (c->ctl >= 0)
-		close(c->ctl);
-	if (c->peer_data >= 0)
-		close(c->peer_data);
-	if (c->peer_space >= 0)
-		close(c->peer_space);
-	c->ctl = c->peer_data = c->peer_space = -1;
+	close_fd(&c->ctl);
+	close_fd(&c->peer_data);
+	close_fd(&c->peer_space);
 }
 
 /* The session is up: ring the peer once, for wake-ups dropped while there
@@ -1163,14 +1166,10 @@ void shmlink_close(shmlink_conn *c)
 		send_pkt(c->ctl, b, pkt_header(b, T_BYE), NULL, 0); /* after the last chunk */
 	}
 	end_session(c);
-	if (c->data_fd >= 0)
-		close(c->data_fd);
-	if (c->space_fd >= 0)
-		close(c->space_fd);
-	if (c->epfd >= 0)
-		close(c->epfd);
-	if (c->memfd >= 0)
-		close(c->memfd);
+	close_fd(&c->data_fd);
+	close_fd(&c->space_fd);
+	close_fd(&c->epfd);
+	close_fd(&c->memfd);
 	if (c->mem)
 		munmap(c->mem, c->mem_size);
 	counter_drop(c->count, 1);

@@ -114,6 +114,19 @@ static shmlink_conn *dial(const char *path, struct shmlink_config *cfg)
 	return c;
 }
 
+/* Listen on name, say ready, accept one client within 30 s. */
+static shmlink_conn *accept_one(const char *name, shmlink_listener **l)
+{
+	shmlink_conn *c;
+	int r;
+	if ((r = shmlink_listen(name, NULL, l)))
+		die("listen", r);
+	say("ready");
+	if ((r = shmlink_accept(*l, 30000, &c)))
+		die("accept", r);
+	return c;
+}
+
 /* Echo every message until the peer goes; the result that ended it. */
 static int echo(shmlink_conn *c)
 {
@@ -269,14 +282,8 @@ static int duplex_client(int argc, char **argv)
 static int duplex_server(int argc, char **argv)
 {
 	shmlink_listener *l;
-	shmlink_conn *c;
-	int r;
+	shmlink_conn *c = accept_one(argv[2], &l);
 	(void)argc;
-	if ((r = shmlink_listen(argv[2], NULL, &l)))
-		die("listen", r);
-	say("ready");
-	if ((r = shmlink_accept(l, 30000, &c)))
-		die("accept", r);
 	shmlink_listener_close(l);
 	return duplex(c, argv);
 }
@@ -462,17 +469,12 @@ static int path(int argc, char **argv)
 static int bench_server(int argc, char **argv)
 {
 	shmlink_listener *l;
-	shmlink_conn *c;
+	shmlink_conn *c = accept_one(argv[2], &l);
 	size_t cap = 8 << 20, n;
 	unsigned char *b = xmalloc(cap);
 	uint64_t count = 0;
 	int r;
 	(void)argc;
-	if ((r = shmlink_listen(argv[2], NULL, &l)))
-		die("listen", r);
-	say("ready");
-	if ((r = shmlink_accept(l, 30000, &c)))
-		die("accept", r);
 	while ((r = shmlink_recv(c, b, cap, &n, -1)) == SHMLINK_OK) {
 		if (n > 0 && b[0] == 'E') {
 			r = shmlink_send(c, b, n, -1);
@@ -509,14 +511,9 @@ static int bench_server(int argc, char **argv)
 static int victim_server(int argc, char **argv)
 {
 	shmlink_listener *l;
-	shmlink_conn *c;
+	shmlink_conn *c = accept_one(argv[2], &l);
 	int into = argc > 3 && strcmp(argv[3], "into") == 0, r;
 	unsigned char buf[64];
-	if ((r = shmlink_listen(argv[2], NULL, &l)))
-		die("listen", r);
-	say("ready");
-	if ((r = shmlink_accept(l, 30000, &c)))
-		die("accept", r);
 	for (;;) {
 		void *m = buf;
 		size_t n;
@@ -574,16 +571,11 @@ static int victim_client(int argc, char **argv)
 static int hold_server(int argc, char **argv)
 {
 	shmlink_listener *l;
-	shmlink_conn *c, *other;
+	shmlink_conn *c = accept_one(argv[2], &l), *other;
 	struct pollfd p[2];
 	char line[64];
 	int r;
 	(void)argc;
-	if ((r = shmlink_listen(argv[2], NULL, &l)))
-		die("listen", r);
-	say("ready");
-	if ((r = shmlink_accept(l, 30000, &c)))
-		die("accept", r);
 	p[0].fd = 0;
 	p[1].fd = shmlink_listener_fd(l);
 	p[0].events = p[1].events = POLLIN;

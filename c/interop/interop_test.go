@@ -393,13 +393,16 @@ func noneQueued(t *testing.T, l *shmlink.Listener) {
 	}
 }
 
-// cPath is the socket path the C library gives name, or its error.
-func cPath(t *testing.T, name string) string {
+// cPaths are the socket paths the C library gives names, or its errors.
+func cPaths(t *testing.T, names []string) []string {
 	t.Helper()
-	p := testproc.Options{Env: cpeer.Env}.Exec(t, cpeer.Peer(t), "path", name)
-	line := p.Stdout.Next(t)
+	p := testproc.Options{Env: cpeer.Env}.Exec(t, cpeer.Peer(t), append([]string{"path"}, names...)...)
+	var lines []string
+	for range names {
+		lines = append(lines, p.Stdout.Next(t))
+	}
 	p.Wait(t)
-	return line
+	return lines
 }
 
 // goPath is the socket path Go gives name, or "invalid".
@@ -451,9 +454,9 @@ func TestNamesAgree(t *testing.T) {
 				k, val, _ := strings.Cut(v, "=")
 				t.Setenv(k, val)
 			}
-			for _, name := range names {
-				if got, want := cPath(t, name), goPath(t, name); got != want {
-					t.Errorf("%q: C says %q, Go %q", name, got, want)
+			for i, got := range cPaths(t, names) {
+				if want := goPath(t, names[i]); got != want {
+					t.Errorf("%q: C says %q, Go %q", names[i], got, want)
 				}
 			}
 		})

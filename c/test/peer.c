@@ -454,12 +454,15 @@ static int probe(int argc, char **argv)
 	return 0;
 }
 
+/* The socket path of each name, or why it has none: one line each. */
 static int path(int argc, char **argv)
 {
 	char p[256];
-	int r = shmlink_path(argv[2], p, sizeof p);
-	(void)argc;
-	say("%s", r ? rname(r) : p);
+	int i;
+	for (i = 2; i < argc; i++) {
+		int r = shmlink_path(argv[i], p, sizeof p);
+		say("%s", r ? rname(r) : p);
+	}
 	return 0;
 }
 

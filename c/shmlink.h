@@ -80,7 +80,9 @@ typedef struct shmlink_conn shmlink_conn;
 int shmlink_listen(const char *name, const struct shmlink_config *cfg,
                    shmlink_listener **out);
 /* Accept the next link. Probes are answered, refused clients rejected and
- * connections that end before their first packet dropped, all inside. */
+ * connections that end before their first packet dropped, all inside, one
+ * handshake at a time: a client that stalls holds up the next one for up
+ * to handshake_ms. Only clients of this process's own user are admitted. */
 int shmlink_accept(shmlink_listener *l, int timeout_ms, shmlink_conn **out);
 /* Readable when a client is connecting. */
 int shmlink_listener_fd(const shmlink_listener *l);

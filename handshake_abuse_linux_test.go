@@ -149,8 +149,23 @@ var handshakeAbuses = map[string]handshakeAbuse{
 	"bad-type":     {wire.RejectSegment, packetAbuse(wire.Encode(nil, wire.Msg{Type: wire.Bye}), 0)},
 	"truncated":    {wire.RejectSegment, packetAbuse(rawHello()[:13], 3)},
 	"long":         {wire.RejectSegment, packetAbuse(append(rawHello(), 0), 3)},
-	"flags":        {wire.RejectSegment, packetAbuse(patched(rawHello(), 12, 0x80), 3)},
+	"zero-limit":   {wire.RejectSegment, packetAbuse(wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: 1}), 3)},
+	"write-sealed": {wire.RejectSegment,
+		segmentAbuse(goodSize, rawSeals|unix.F_SEAL_WRITE, validHeader(hostileRing))},
+	// A foreign version gets code 1 whatever its length and descriptors
+	// (PROTOCOL.md, 6).
+	"future-long":  {wire.RejectVersion, packetAbuse(append(patched(rawHello(), 6, wire.Version+1), make([]byte, 40)...), 3)},
+	"future-2fds":  {wire.RejectVersion, packetAbuse(patched(rawHello(), 6, wire.Version+1), 2)},
+	"future-probe": {wire.RejectVersion, packetAbuse(patched(wire.Encode(nil, wire.Msg{Type: wire.Probe}), 6, 2), 0)},
+
+	// Reserved fields are ignored (PROTOCOL.md, "Reserved fields"): a
+	// hello with its flags and reserved header byte set is welcomed.
+	"reserved-set": {accepted, packetAbuse(patched(patched(rawHello(), 5, 0xFF), 12, 1), 3)},
 }
+
+// accepted, as a handshakeAbuse's want, means that the listener must
+// welcome the hello.
+const accepted = 0
 
 // exitNoReject is the handshake-abuse child's exit status when the
 // listener closed the connection without saying why.
@@ -179,6 +194,12 @@ func childHandshakeAbuse(args []string) error {
 	defer c.Close()
 	for _, f := range got {
 		f.Close()
+	}
+	if a.want == accepted {
+		if m.Type != wire.Welcome || len(got) != 2 {
+			return fmt.Errorf("got %s code %d (%q) with %d descriptors, want a welcome", m.Type, m.Code, m.Reason, len(got))
+		}
+		return nil
 	}
 	if m.Type != wire.Reject || m.Code != a.want {
 		return fmt.Errorf("got %s code %d (%q), want reject code %d", m.Type, m.Code, m.Reason, a.want)
@@ -211,6 +232,9 @@ func TestHandshakeAbuse(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("child: %v", err)
+			}
+			if handshakeAbuses[name].want == accepted {
+				acceptTest(t, l).Close()
 			}
 		})
 	}

@@ -16,14 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmlink/shmlink/internal/cpeer"
 	"github.com/shmlink/shmlink/internal/testns"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // Tests run the other end of a link in a separate process: the test binary
 // re-executed as one of the roles of childRoles (roles_test.go), in a
-// container or not (internal/testns).
-func TestMain(m *testing.M) { testproc.Main(m, testns.Roles(childRoles)) }
+// container or not (internal/testns). The C peers that some tests build
+// are removed after the tests.
+func TestMain(m *testing.M) { testproc.Main(m, testns.Roles(childRoles), cpeer.Clean) }
 
 // startChild runs role in a child process with the test's link directory
 // and returns once the child said it is ready. Each role says ready

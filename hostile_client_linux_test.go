@@ -44,10 +44,13 @@ var clientDamage = map[string]func(p *rawPeer) error{
 		return nil
 	},
 	"length-to-tail": func(p *rawPeer) error { p.putChunk(0, 100, ring.FlagBegin|ring.FlagEnd, 0); p.publish(16); return nil },
-	"unknown-flags":  func(p *rawPeer) error { p.publish(p.putChunk(0, 0, 0x40, 0)); return nil },
-	"reserved-bytes": func(p *rawPeer) error {
-		n := p.putChunk(0, 0, ring.FlagBegin|ring.FlagEnd, 0)
-		p.seg.data(p.mine)[6] = 1
+	"invalid-flags":  func(p *rawPeer) error { p.publish(p.putChunk(0, 0, ring.FlagBegin|ring.FlagPad, 0)); return nil },
+	"reserved-set": func(p *rawPeer) error {
+		// Reserved bytes and flag bits are ignored (PROTOCOL.md, 4.1).
+		n := p.putChunk(0, 6, ring.FlagBegin|ring.FlagEnd|0xF0, 0)
+		b := p.seg.data(p.mine)
+		b[5], b[6], b[7] = 0xFF, 0x01, 0x80
+		copy(b[8:], "intact")
 		p.publish(n)
 		return nil
 	},
@@ -149,8 +152,8 @@ func TestHostileClient(t *testing.T) {
 		"tail-unaligned":      readExpectCorrupt,
 		"absurd-length":       readExpectCorrupt,
 		"length-to-tail":      readExpectCorrupt,
-		"unknown-flags":       readExpectCorrupt,
-		"reserved-bytes":      readExpectCorrupt,
+		"invalid-flags":       readExpectCorrupt,
+		"reserved-set":        readExpect("intact"),
 		"orphan-continuation": readExpectCorrupt,
 		"begin-in-message":    readExpectCorrupt,
 		"end-short":           readExpectCorrupt,

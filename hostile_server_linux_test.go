@@ -27,6 +27,13 @@ var serverDamage = map[string]func(p *rawPeer) error{
 	},
 	"s2c-tail-beyond": func(p *rawPeer) error { return stepThen(p, func() { p.publish(1 << 33) }) },
 	"early-damage":    func(p *rawPeer) error { p.publish(1 << 33); return nil },
+	// After the handshake only a BYE may come (PROTOCOL.md, 6).
+	"junk-packet": func(p *rawPeer) error {
+		return stepThen(p, func() { rawSend(p.sock, wire.Encode(nil, wire.Msg{Type: wire.Probe})) })
+	},
+	"fds-packet": func(p *rawPeer) error {
+		return stepThen(p, func() { rawSend(p.sock, wire.Encode(nil, wire.Msg{Type: wire.Bye}), p.data.f) })
+	},
 	"c2s-head-beyond": func(p *rawPeer) error { return stepThen(p, func() { p.release(1 << 20) }) },
 	"c2s-head-unaligned": func(p *rawPeer) error {
 		if _, err := p.waitTail(1, time.Now().Add(10*time.Second)); err != nil {
@@ -115,6 +122,17 @@ func childHostileServer(args []string) error {
 	return p.hold()
 }
 
+// readExpectErr gives the hostile server its go-ahead and expects the next
+// read to fail with want.
+func readExpectErr(want error) func(*testing.T, *Conn, *testproc.Proc) {
+	return func(t *testing.T, c *Conn, ch *testproc.Proc) {
+		fmt.Fprintln(ch.Stdin, "go")
+		if _, err := c.ReadMessage(); !errors.Is(err, want) {
+			t.Fatalf("read: %v, want %v", err, want)
+		}
+	}
+}
+
 func TestHostileServer(t *testing.T) {
 	dir := linkDir(t)
 	path := sockPath(dir, "evil")
@@ -144,6 +162,10 @@ func TestHostileServer(t *testing.T) {
 		},
 		"c2s-head-unaligned": write,
 		"c2s-head-backwards": write,
+		// Go fails the link on a packet other than BYE, and counts one
+		// that carries descriptors as the peer lost.
+		"junk-packet": readExpectErr(ErrHandshake),
+		"fds-packet":  readExpectErr(ErrPeerLost),
 	}
 	for name := range serverWelcome {
 		checks[name] = nil

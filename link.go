@@ -434,9 +434,14 @@ func (l *Link) Close() error {
 		if unhook != nil {
 			unhook()
 		}
+		if l.role == RoleServer {
+			// The name goes before the session ends: a client that sees
+			// its goodbye and reconnects must not find this listener
+			// still accepting.
+			l.ln.Close()
+		}
 		l.cancel()
 		if l.role == RoleServer {
-			l.ln.Close()
 			l.mu.Lock()
 			c := l.cur
 			l.mu.Unlock()

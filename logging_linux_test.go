@@ -92,7 +92,7 @@ func TestLifecycleLogged(t *testing.T) {
 	c.Close()
 
 	// A client that breaks the protocol.
-	bad := startChild(t, "hostile-client", filepath.Join(dir, "logged.sock"), "unknown-flags")
+	bad := startChild(t, "hostile-client", filepath.Join(dir, "logged.sock"), "invalid-flags")
 	c = acceptTest(t, l)
 	if _, err := c.ReadMessage(); err == nil {
 		t.Fatal("corrupt chunk read without error")

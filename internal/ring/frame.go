@@ -20,6 +20,11 @@ const (
 	FlagEnd   = 1 << 1 // last chunk of a message
 	FlagPad   = 1 << 2 // filler up to the end of the data area; skipped
 	FlagAbort = 1 << 3 // the message in progress, if any, will not be finished
+
+	// flagsDefined are the bits version 1 gives a meaning. The others are
+	// reserved: a writer leaves them zero, a reader ignores them
+	// (PROTOCOL.md, "Reserved fields").
+	flagsDefined = FlagBegin | FlagEnd | FlagPad | FlagAbort
 )
 
 const (
@@ -51,11 +56,9 @@ func decodeHeader(b []byte) (header, error) {
 	}
 	var raw [hdrLenLong]byte
 	copy(raw[:], b) // one read of peer-writable memory; decide on the copy
+	// Bytes 5 to 7 and the undefined flag bits are reserved: ignored.
 	h.length = uint64(binary.LittleEndian.Uint32(raw[0:]))
-	h.flags = raw[4]
-	if reserved := uint32(raw[5]) | uint32(raw[6])<<8 | uint32(raw[7])<<16; reserved != 0 {
-		return h, corruptf("chunk reserved bytes %#06x not zero", reserved)
-	}
+	h.flags = raw[4] & flagsDefined
 	h.hlen = hdrLen
 	switch h.flags {
 	case FlagBegin | FlagEnd:
@@ -75,7 +78,7 @@ func decodeHeader(b []byte) (header, error) {
 			return h, corruptf("abort chunk with %d bytes of payload", h.length)
 		}
 	default:
-		return h, corruptf("unknown chunk flags %#x", h.flags)
+		return h, corruptf("invalid chunk flags %#x", h.flags)
 	}
 	if f := h.frame(); f > uint64(len(b)) {
 		return h, corruptf("chunk of %d bytes overruns the %d readable bytes", f, len(b))

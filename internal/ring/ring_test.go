@@ -367,3 +367,58 @@ func TestReadBatch(t *testing.T) {
 		t.Errorf("read index not published after the batch")
 	}
 }
+
+// TestReservedIgnored: reserved chunk bytes, undefined flag bits and unused
+// header bytes are ignored (PROTOCOL.md, "Reserved fields"), while an
+// invalid combination of the defined flags is still corruption.
+func TestReservedIgnored(t *testing.T) {
+	l, mem := newTestSegment(t, 4096)
+	for i := offRingSize + 16; i < offControl; i++ {
+		mem[i] = 0xA5 // unused header bytes
+	}
+	if got, err := Parse(mem); err != nil || got != l {
+		t.Fatalf("Parse with unused header bytes set: %v, %v", got, err)
+	}
+	r := l.Ring(mem, ClientToServer)
+	// A whole message with every reserved bit and byte set.
+	putHeader(r.data, 5, FlagBegin|FlagEnd, 0)
+	r.data[4] |= 0xF0
+	r.data[5], r.data[6], r.data[7] = 0xFF, 0x01, 0x80
+	copy(r.data[8:], "hello")
+	// Then a defined but invalid combination.
+	putHeader(r.data[16:], 0, FlagBegin|FlagPad, 0)
+	r.ctl.tail.Store(24)
+	c, _ := NewConsumer(r, eofWaiter)
+	rd := NewReader(c, false)
+	if m, err := rd.ReadMessage(bg); err != nil || string(m) != "hello" {
+		t.Fatalf("got %q, %v; want hello", m, err)
+	}
+	if _, err := rd.ReadMessage(bg); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("BEGIN|PAD: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestPadLength: a PAD chunk's length, like every chunk's, counts the bytes
+// after its 8-byte header: with 64 bytes left before the end of the data
+// area, the pad says 56 (PROTOCOL.md, "Chunks").
+func TestPadLength(t *testing.T) {
+	p, rd := pair(t, 4096)
+	for range 2 { // two chunks of 2016 bytes leave 64 to the end
+		if err := p.WriteMessage(bg, make([]byte, 2016-8)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rd.ReadMessage(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.WriteMessage(bg, make([]byte, 100)); err != nil { // does not fit in 64
+		t.Fatal(err)
+	}
+	pad := p.r.data[4096-64:]
+	if n, f := binary.LittleEndian.Uint32(pad), pad[4]; n != 56 || f != FlagPad {
+		t.Fatalf("pad chunk: length %d flags %#x, want 56 and PAD", n, f)
+	}
+	if m, err := rd.ReadMessage(bg); err != nil || len(m) != 100 {
+		t.Fatalf("after the pad: %d bytes, %v", len(m), err)
+	}
+}

@@ -175,7 +175,11 @@ func (c *Conn) CloseWrite() error { return c.c.CloseWrite() }
 func (c *Conn) Close() error { return c.c.Close() }
 
 // Listener accepts control connections on a name.
-type Listener struct{ l *net.UnixListener }
+type Listener struct {
+	l    *net.UnixListener
+	path string
+	ino  [2]uint64 // device and inode of the socket file it bound
+}
 
 // Listen binds a listener at path. The socket directory is locked for the
 // check-remove-bind sequence, so two Listens cannot both take a name: a
@@ -196,14 +200,22 @@ func Listen(path string, shared bool) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if shared {
+	// Close removes the file itself, and only if it is still this one.
+	ln.SetUnlinkOnClose(false)
+	l := &Listener{l: ln, path: path}
+	var st unix.Stat_t
+	err = unix.Lstat(path, &st)
+	if err == nil && shared {
 		// Others must be able to connect; the credential check decides.
-		if err := os.Chmod(path, 0o666); err != nil {
-			ln.Close()
-			return nil, err
-		}
+		err = os.Chmod(path, 0o666)
 	}
-	return &Listener{ln}, nil
+	if err != nil {
+		ln.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	l.ino = [2]uint64{st.Dev, st.Ino}
+	return l, nil
 }
 
 // removeStale removes a socket file nobody listens on, and refuses a name
@@ -255,5 +267,18 @@ func (l *Listener) Accept() (*Conn, error) {
 	return &Conn{c}, nil
 }
 
-// Close stops listening and removes the socket file.
-func (l *Listener) Close() error { return l.l.Close() }
+// Close stops listening and removes the socket file, if the file at the
+// path is still the one this listener bound (PROTOCOL.md, 2): a successor
+// may have replaced it, if someone removed ours. The file goes while the
+// socket still listens and the directory is locked, so that no Listen can
+// take it for stale and put a successor in its place meanwhile.
+func (l *Listener) Close() error {
+	if unlock, err := lockDir(filepath.Dir(l.path)); err == nil {
+		var st unix.Stat_t
+		if unix.Lstat(l.path, &st) == nil && [2]uint64{st.Dev, st.Ino} == l.ino {
+			unix.Unlink(l.path)
+		}
+		unlock()
+	}
+	return l.l.Close()
+}

@@ -215,6 +215,29 @@ func TestListenNames(t *testing.T) {
 	}
 }
 
+// TestCloseRemovesOnlyItsOwnSocket: a listener whose socket file was
+// removed and taken by a successor leaves the successor's file alone when
+// it closes.
+func TestCloseRemovesOnlyItsOwnSocket(t *testing.T) {
+	path, first := listenTest(t)
+	os.Remove(path) // by hand, say: the name looks free
+	second, err := Listen(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	first.Close()
+	c, err := Dial(context.Background(), path)
+	if err != nil {
+		t.Fatalf("the successor's socket is gone after its predecessor closed: %v", err)
+	}
+	c.Close()
+	second.Close()
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file left after its own listener closed: %v", err)
+	}
+}
+
 func TestSharedListenerMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.sock")
 	l, err := Listen(path, true)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,17 +72,33 @@ func Start(t testing.TB, role string, args ...string) *Proc {
 // Start runs role in a child with args, as o says.
 func (o Options) Start(t testing.TB, role string, args ...string) *Proc {
 	t.Helper()
+	return o.start(t, role, command(t, role, args, o.Env))
+}
+
+// Exec runs the program at path with args in a child, as o says: a
+// program that is not this test binary (one compiled by the test, say),
+// with the same pipes, deadlines and cleanup. A program that prints
+// "ready" as its first line can be waited for with WaitReady.
+func (o Options) Exec(t testing.TB, path string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), o.Env...)
+	return o.start(t, filepath.Base(path), cmd)
+}
+
+func (o Options) start(t testing.TB, name string, cmd *exec.Cmd) *Proc {
+	t.Helper()
 	if o.WaitReady && o.Stdout != nil {
 		t.Fatal("testproc: WaitReady needs to read stdout, and Options.Stdout takes it")
 	}
 	p := &Proc{name: o.Name, timeout: o.Timeout, exited: make(chan struct{})}
 	if p.name == "" {
-		p.name = role
+		p.name = name
 	}
 	if p.timeout <= 0 {
 		p.timeout = DefaultTimeout
 	}
-	p.cmd = command(t, role, args, o.Env)
+	p.cmd = cmd
 	p.cmd.SysProcAttr = o.SysProcAttr
 	p.log = newLogger(t)
 

@@ -17,6 +17,9 @@
 //	srv := testproc.Options{WaitReady: true}.Start(t, "echo-server", "name")
 //	srv.Kill(t)
 //
+// Options.Exec runs a program other than the test binary (a C peer the
+// test compiled, say) under the same harness.
+//
 // The role and its arguments travel on the child's command line, so any
 // argument survives as it is. The environment only marks the process as a
 // child (see envChild).
@@ -46,11 +49,16 @@ const readyLine = "ready"
 // the role and exits: with status 0 if the role returned nil, 1 if it
 // returned an error (printed on stderr), 2 if the role is not in roles. A
 // role may also exit by itself with a status of its own. Otherwise Main
-// exits with m.Run's status.
-func Main(m *testing.M, roles map[string]func(args []string) error) {
+// runs the tests, then each of after (to remove what the tests shared,
+// say), and exits with m.Run's status.
+func Main(m *testing.M, roles map[string]func(args []string) error, after ...func()) {
 	mark, child := os.LookupEnv(envChild)
 	if !child {
-		os.Exit(m.Run())
+		code := m.Run()
+		for _, f := range after {
+			f()
+		}
+		os.Exit(code)
 	}
 	os.Exit(runChild(mark, roles))
 }

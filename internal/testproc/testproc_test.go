@@ -310,3 +310,24 @@ func TestFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestExec runs a program other than the test binary under the same
+// harness: ready line, stdin, output lines, exit status.
+func TestExec(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	p := testproc.Options{WaitReady: true, Env: []string{"TESTPROC_X=x"}}.Exec(t, sh, "-c",
+		`echo ready; read line; echo "got $line $TESTPROC_X"; exit 3`)
+	fmt.Fprintln(p.Stdin, "hello")
+	if line := p.Stdout.Next(t); line != "got hello x" {
+		t.Fatalf("line %q", line)
+	}
+	if code := p.ExitCode(t); code != 3 {
+		t.Fatalf("exit code %d, want 3", code)
+	}
+	if p.String() != "sh" {
+		t.Errorf("name %q, want sh", p.String())
+	}
+}

@@ -38,7 +38,6 @@ const (
 const (
 	FlagHalfClose uint32 = 1 << 0 // the sender understands Shut
 
-	knownFlags = FlagHalfClose
 )
 
 func (t Type) String() string {
@@ -199,8 +198,15 @@ func Encode(b []byte, m Msg) []byte {
 }
 
 // Decode parses one packet that arrived with nhandles handles. It checks
-// everything: length, magic, reserved bytes and the handle count.
-// A version other than Version is returned, not refused: the caller decides.
+// every defined field: length, magic, the handle count, a non-zero message
+// limit. Reserved fields (the header's byte 5, the flags of Hello and
+// Welcome) are ignored, as PROTOCOL.md ("Reserved fields") requires: a
+// sender writes them as zero, and a later revision may give them a meaning
+// that a version-1 peer can safely overlook.
+//
+// A version other than Version is returned, not refused, whatever its
+// length and handles: only its header is understood, and the caller
+// answers it (a listener with RejectVersion).
 func Decode(b []byte, nhandles int) (Msg, error) {
 	var m Msg
 	if len(b) < headerLen {
@@ -210,17 +216,10 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 		return m, malformed("bad magic %q", b[:4])
 	}
 	m.Type = Type(b[4])
-	if b[5] != 0 {
-		return m, malformed("reserved byte %#x", b[5])
-	}
 	m.Version = binary.LittleEndian.Uint16(b[6:])
 	body := b[headerLen:]
 	if m.Version != Version {
-		// Only the header of a foreign version is understood.
-		if nhandles != 0 && nhandles != m.Type.Handles() {
-			return m, malformed("%s carries %d handles", m.Type, nhandles)
-		}
-		return m, nil
+		return m, nil // only the header of a foreign version is understood
 	}
 	want := 0
 	switch m.Type {
@@ -264,10 +263,9 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 	switch m.Type {
 	case Hello, Welcome:
 		m.PID = binary.LittleEndian.Uint32(body)
+		// Undefined flag bits are ignored (PROTOCOL.md, 5.1); the bits
+		// this side knows say what the peer understands.
 		m.Flags = binary.LittleEndian.Uint32(body[4:])
-		if f := m.Flags &^ knownFlags; f != 0 {
-			return m, malformed("unknown flags %#x", f)
-		}
 		m.MaxMessage = binary.LittleEndian.Uint64(body[8:])
 		if m.MaxMessage == 0 {
 			return m, malformed("zero message limit")

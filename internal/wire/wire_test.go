@@ -43,7 +43,6 @@ func TestDecodeRejects(t *testing.T) {
 		"missing fds":    {hello, 1},
 		"extra fds":      {Encode(nil, Msg{Type: Bye}), 1},
 		"unknown type":   {[]byte("SHLK\x09\x00\x01\x00"), 0},
-		"reserved":       {[]byte("SHLK\x04\x01\x01\x00"), 0},
 		"long reason":    {[]byte("SHLK\x03\x00\x01\x00\x01\x00\xff\x00"), 0},
 		"zero max":       {Encode(nil, Msg{Type: Hello, PID: 1}), 3},
 		"reason too big": {append(Encode(nil, Msg{Type: Reject, Reason: "ab"}), 'c'), 0},
@@ -55,12 +54,37 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestForeignVersion: a packet of another version decodes to its header,
+// whatever follows it and however many handles it carries, so that a
+// listener can answer it with RejectVersion.
 func TestForeignVersion(t *testing.T) {
 	b := Encode(nil, Msg{Type: Hello, PID: 1, MaxMessage: 1})
 	b[6] = 9
-	m, err := Decode(b, 3)
-	if err != nil || m.Version != 9 || m.Type != Hello {
-		t.Fatalf("got %+v, %v", m, err)
+	for _, c := range []struct {
+		b        []byte
+		nhandles int
+	}{{b, 3}, {append(b, make([]byte, 40)...), 3}, {b, 2}, {b[:8], 0}} {
+		m, err := Decode(c.b, c.nhandles)
+		if err != nil || m.Version != 9 || m.Type != Hello {
+			t.Errorf("%d bytes, %d handles: got %+v, %v", len(c.b), c.nhandles, m, err)
+		}
+	}
+}
+
+// TestReservedIgnored: the header's reserved byte and the flags of Hello
+// and Welcome are ignored (PROTOCOL.md, "Reserved fields").
+func TestReservedIgnored(t *testing.T) {
+	for _, typ := range []Type{Hello, Welcome} {
+		want := Msg{Type: typ, Version: Version, PID: 7, MaxMessage: 4096}
+		b := Encode(nil, want)
+		b[5] = 0xFF
+		copy(b[12:16], []byte{1, 2, 3, 0x80})
+		if got, err := Decode(b, typ.Handles()); err != nil || got.Type != want.Type || got.PID != want.PID || got.MaxMessage != want.MaxMessage {
+			t.Errorf("%v with reserved bits set: got %+v, %v", typ, got, err)
+		}
+	}
+	if m, err := Decode([]byte("SHLK\x04\x01\x01\x00"), 0); err != nil || m.Type != Bye {
+		t.Errorf("bye with reserved byte set: %+v, %v", m, err)
 	}
 }
 
@@ -82,9 +106,15 @@ func FuzzDecode(f *testing.F) {
 		if m.Version != Version {
 			return
 		}
-		// A packet that decodes must encode back to the same bytes.
-		if got := Encode(nil, m); string(got) != string(b) {
-			t.Fatalf("re-encoding differs:\n%x\n%x", got, b)
+		// A packet that decodes must encode back to the same bytes, but
+		// for its reserved fields, which are ignored and encoded as zero.
+		want := append([]byte(nil), b...)
+		want[5] = 0
+		if m.Type == Hello || m.Type == Welcome {
+			copy(want[12:16], []byte{0, 0, 0, 0})
+		}
+		if got := Encode(nil, m); string(got) != string(want) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", got, want)
 		}
 	})
 }

@@ -232,6 +232,9 @@ func (c *Conn) CloseRead() error {
 	if c.ep.closed.Load() || !c.readShut.CompareAndSwap(false, true) {
 		return c.opError("close", net.ErrClosed)
 	}
+	// Reads are over, so read deadlines are too (SetReadDeadline ignores
+	// them from now on): the discarding must not stop at one.
+	c.ep.readDeadline.Store(0)
 	go func() {
 		buf := make([]byte, 64<<10)
 		for {
@@ -287,6 +290,9 @@ func (c *Conn) SetDeadline(t time.Time) error {
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.ep.closed.Load() {
 		return c.opError("set", net.ErrClosed)
+	}
+	if c.readShut.Load() {
+		return nil // after CloseRead reads return io.EOF at once anyway
 	}
 	c.ep.readDeadline.Store(unixNano(t))
 	c.ep.dataBell.Ring()

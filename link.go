@@ -165,18 +165,28 @@ func (l *Link) setStatus(s Status) {
 }
 
 // call runs a handler, unless Close has begun. Handlers never run two at
-// once. While one runs, its goroutine does not count for Close.
+// once. A goroutine does not count for Close while it runs a handler or
+// waits for its turn to: the handler running may be the one calling Close,
+// or be blocked until Close frees the link.
 func (l *Link) call(f func()) {
-	l.hmu.Lock()
-	defer l.hmu.Unlock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return
 	}
 	l.running--
-	l.inHandler = true
 	l.idle.Broadcast()
+	l.mu.Unlock()
+
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	l.mu.Lock()
+	if l.closed { // Close began while we waited: no handler any more
+		l.running++
+		l.mu.Unlock()
+		return
+	}
+	l.inHandler = true
 	l.mu.Unlock()
 
 	f()
@@ -420,9 +430,10 @@ func (l *Link) send(ctx context.Context, msg []byte) error {
 // sent so far, the link's goroutines stop, and every resource of the link
 // is released. OnStatus receives StatusClosed last.
 //
-// Close may be called from a handler. It then returns without waiting for
-// that handler's goroutine, which stops once the handler returns, and
-// StatusClosed is delivered after the handler returns.
+// Close may be called from a handler. It never waits for a handler to
+// return: called from one, or while one runs, it returns once the link's
+// resources are released, the goroutine of that handler stops when the
+// handler returns, and StatusClosed is delivered then.
 func (l *Link) Close() error {
 	err := opErr("close", l.name, net.ErrClosed)
 	l.once.Do(func() {

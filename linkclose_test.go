@@ -174,3 +174,46 @@ func (l *Link) stats() Stats {
 	}
 	return c.Stats()
 }
+
+// TestLinkCloseWhileHandlerQueued: Close from a handler while the link's
+// other goroutine waits for its turn to call one. Close used to count that
+// goroutine as running and wait for it, while it waited for the handler
+// that called Close.
+func TestLinkCloseWhileHandlerQueued(t *testing.T) {
+	linkDir(t)
+	startChild(t, "echo-server", "queued")
+	var l *Link
+	opened := make(chan struct{})
+	closeErr := make(chan error, 1)
+	h := Handlers{OnStatus: func(s Status) {
+		if s != StatusConnected {
+			return
+		}
+		<-opened
+		// Have an echo arrive, and wait until readClient has taken it
+		// out of the ring: it then queues behind this handler.
+		if err := l.Send([]byte("ping")); err != nil {
+			closeErr <- err
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+			if l.ep.stats().Received.Messages > 0 {
+				break
+			}
+		}
+		closeErr <- l.Close()
+	}}
+	l, err := Open(context.Background(), "queued", RoleClient, h, &Config{RingSize: testRing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(opened)
+	select {
+	case err := <-closeErr:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from OnStatus, with a message queued behind it, did not return (deadlock)")
+	}
+}

@@ -252,6 +252,13 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	if err := ctl.Send(welcome, ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, err
 	}
+	// From here the connection is a link: it leaves the set that Close
+	// cuts off before its deadline is cleared, so that a Close cannot set
+	// a past one on it afterwards (one it set before is cleared here). A
+	// Close under way then ends it with a goodbye, as an unaccepted link.
+	l.hsMu.Lock()
+	delete(l.handshaking, ctl)
+	l.hsMu.Unlock()
 	ctl.SetDeadline(time.Time{})
 	p.local = &Addr{Name: l.name, Path: l.path, PID: os.Getpid()}
 	p.remote = &Addr{Name: l.name, Path: l.path, PID: cred.PID}

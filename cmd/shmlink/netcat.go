@@ -295,7 +295,7 @@ func receiveLines(c *shmlink.Conn, out io.Writer) error {
 		// One byte is kept for the newline, so that a line is one write.
 		n, err := c.ReadMessageInto(buf[:len(buf)-1])
 		var short *shmlink.ShortBufferError
-		if errors.As(err, &short) {
+		if errors.As(err, &short) && short.Need >= 0 {
 			buf = make([]byte, short.Need+1)
 			continue
 		}

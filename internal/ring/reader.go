@@ -205,6 +205,9 @@ func (r *Reader) ReadInto(ctx context.Context, b []byte) (int, error) {
 		if _, err := r.current(ctx, true); err != nil {
 			return 0, err
 		}
+		if r.total > r.MaxMessage {
+			return 0, r.skip()
+		}
 		need := r.total - r.got + uint64(len(r.pend))
 		if need > uint64(len(b)) {
 			return 0, &ShortBufferError{Need: need}

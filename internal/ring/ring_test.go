@@ -422,3 +422,23 @@ func TestPadLength(t *testing.T) {
 		t.Fatalf("after the pad: %d bytes, %v", len(m), err)
 	}
 }
+
+// TestReadIntoRefusesOversized: ReadInto, like ReadMessage, skips a message
+// that claims more than MaxMessage instead of asking for a buffer of that
+// size (a hostile peer may claim 2^64-1 bytes).
+func TestReadIntoRefusesOversized(t *testing.T) {
+	p, rd := pair(t, 4096)
+	rd.MaxMessage = 1000
+	go func() {
+		p.WriteMessage(bg, make([]byte, 3000))
+		p.WriteMessage(bg, message(7, 20))
+	}()
+	buf := make([]byte, 100)
+	if _, err := rd.ReadInto(bg, buf); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("oversized message: %v, want ErrMessageTooLarge", err)
+	}
+	n, err := rd.ReadInto(bg, buf)
+	if err != nil || !bytes.Equal(buf[:n], message(7, 20)) {
+		t.Fatalf("the next message: %d bytes, %v", n, err)
+	}
+}

@@ -88,6 +88,17 @@ func OpenBell(h Handle) (*Bell, error) {
 	if err == nil {
 		rc, err = h.f.SyscallConn()
 	}
+	if err == nil {
+		// A peer could hand over a blocking eventfd and saturate it, so
+		// that ringing it would block this thread. The flag lives in the
+		// file description the peer shares, so a hostile peer can clear it
+		// again later: that remains a known gap (PROTOCOL.md, 4.3).
+		var serr error
+		if cerr := rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), true) }); cerr != nil {
+			serr = cerr
+		}
+		err = serr
+	}
 	if err != nil {
 		h.Close()
 		return nil, err

@@ -278,13 +278,8 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 		m.PID = binary.LittleEndian.Uint32(body)
 		m.Clients = binary.LittleEndian.Uint32(body[4:])
 		m.Since = int64(binary.LittleEndian.Uint64(body[8:]))
-		if binary.LittleEndian.Uint32(body[20:]) != 0 {
-			return m, malformed("links reserved field not zero")
-		}
+		// Reserved fields are ignored (PROTOCOL.md, 5.1).
 		for rb := body[linksHeadLen:]; len(rb) > 0; rb = rb[linkRecordLen:] {
-			if binary.LittleEndian.Uint32(rb[4:]) != 0 {
-				return m, malformed("link record reserved field not zero")
-			}
 			m.Links = append(m.Links, LinkRecord{PID: binary.LittleEndian.Uint32(rb),
 				Since: int64(binary.LittleEndian.Uint64(rb[8:])), RingSize: binary.LittleEndian.Uint64(rb[16:]),
 				Sent: dirRecord(rb[24:]), Received: dirRecord(rb[80:])})

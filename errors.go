@@ -89,6 +89,7 @@ type ShortBufferError struct {
 	Need int // the length of the next message: the buffer it needs
 }
 
+// Error says how large a buffer the message needs.
 func (e *ShortBufferError) Error() string {
 	return fmt.Sprintf("short buffer: next message needs %d bytes", e.Need)
 }

@@ -25,6 +25,7 @@ const (
 	RoleServer
 )
 
+// String returns "client" or "server".
 func (r Role) String() string {
 	if r == RoleServer {
 		return "server"

@@ -21,6 +21,7 @@ const (
 	StatusFailed
 )
 
+// String returns the status in words, as "peer lost".
 func (s Status) String() string {
 	switch s {
 	case StatusWaiting:

@@ -122,11 +122,7 @@ func TestHalfClose(t *testing.T) {
 // stat (another process) shows the link's live counters, and a second
 // client is refused with the reason.
 func TestStatShowsLiveLink(t *testing.T) {
-	cliDir(t)
-	listen := start(t, nil, nil, "listen", "--messages", "live")
-	listen.Stderr.Expect(t, "listening on live")
-	dial := start(t, nil, nil, "dial", "--messages", "live")
-	dial.Stderr.Expect(t, "connected")
+	listen, dial := messagePair(t, "live")
 	for _, line := range []string{"one", "two", "three"} {
 		io.WriteString(dial.Stdin, line+"\n")
 		listen.Stdout.Expect(t, line)
@@ -186,12 +182,20 @@ func TestReadyFD(t *testing.T) {
 	}
 }
 
-func TestMessages(t *testing.T) {
+// messagePair starts listen and dial on name, one message per line, and
+// returns them connected.
+func messagePair(t *testing.T, name string) (listen, dial *testproc.Proc) {
+	t.Helper()
 	cliDir(t)
-	listen := start(t, nil, nil, "listen", "--messages", "chat")
-	listen.Stderr.Expect(t, "listening on chat")
-	dial := start(t, nil, nil, "dial", "--messages", "chat")
+	listen = start(t, nil, nil, "listen", "--messages", name)
+	listen.Stderr.Expect(t, "listening on "+name)
+	dial = start(t, nil, nil, "dial", "--messages", name)
 	dial.Stderr.Expect(t, "connected")
+	return listen, dial
+}
+
+func TestMessages(t *testing.T) {
+	listen, dial := messagePair(t, "chat")
 
 	io.WriteString(listen.Stdin, "from the server\n")
 	dial.Stdout.Expect(t, "from the server")

@@ -89,6 +89,7 @@ var (
 	_ func(dir string) ([]Entry, error)                        = ListNames
 	_ func(dir string) (*DirWatch, error)                      = WatchDir
 	_ func(cpus []int) error                                   = PinProcess
+	_ func() int64                                             = Nanotime
 	_ interface {
 		Mem() []byte
 		Handle() Handle

@@ -63,3 +63,8 @@ func (*DirWatch) Wait(time.Time) error   { return ErrUnsupported }
 func (*DirWatch) Close() error           { return ErrUnsupported }
 
 func PinProcess([]int) error { return ErrUnsupported }
+
+var clockBase = time.Now()
+
+// Nanotime returns a monotonic time in nanoseconds.
+func Nanotime() int64 { return int64(time.Since(clockBase)) }

@@ -77,16 +77,16 @@ func Spin(budget time.Duration, ready func() (bool, error)) (bool, error) {
 	if budget <= 0 {
 		return false, nil
 	}
-	var start time.Time
+	var start int64
 	for i := 1; ; i++ {
 		ok, err := ready()
 		if ok || err != nil {
 			return ok, err
 		}
 		if i&63 == 0 {
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) > budget {
+			if start == 0 {
+				start = sys.Nanotime()
+			} else if time.Duration(sys.Nanotime()-start) > budget {
 				return false, nil
 			}
 			if i&1023 == 0 {

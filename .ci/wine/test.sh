@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the project's tests as windows/amd64 binaries under Wine, in a
+# private prefix that is deleted afterwards (or in $WINEPREFIX if set and
+# already prepared). Extra arguments go to go test, e.g. -race or -run X.
+# Installs Wine and mingw on Debian if missing (needs root for that).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/../.."
+
+# The packages that run under Wine. Others are Linux-only by nature
+# (internal/testns: namespaces; c/interop: the C library is POSIX).
+packages=(./internal/ring ./internal/wire ./internal/wake)
+
+own=""
+if [ -z "${WINEPREFIX:-}" ] || [ ! -f "$WINEPREFIX/system.reg" ]; then
+  WINEPREFIX=$(mktemp -d /tmp/shmlink-wine.XXXXXX)
+  own=$WINEPREFIX
+fi
+cleanup() {
+  WINEPREFIX="$WINEPREFIX" /usr/lib/wine/wineserver64 -k 2>/dev/null || true
+  if [ -n "$own" ]; then rm -rf "$own"; fi
+}
+trap cleanup EXIT
+if [ -n "$own" ]; then "$here/setup.sh" "$WINEPREFIX" >/dev/null; fi
+export WINEPREFIX PATH="$here:$PATH"
+
+race=()
+for a in "$@"; do
+  if [ "$a" = -race ]; then race=(CGO_ENABLED=1 CC=x86_64-w64-mingw32-gcc); fi
+done
+env GOOS=windows GOARCH=amd64 "${race[@]}" \
+  go test -count=1 -timeout 10m "$@" "${packages[@]}"

@@ -1,0 +1,77 @@
+package wake
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
+)
+
+// A spin takes a CPU that something else may need. Two signals say so,
+// both checked only once a wait has outlasted its first polls:
+//
+//   - The machine: more threads running or runnable than CPUs online
+//     (/proc/loadavg's nr_running, which counts the spinner itself). A
+//     pread of it costs about 1.5 µs, so the whole process samples it at
+//     most once per machineEvery, whichever waiter comes first, and every
+//     waiter uses the last sample.
+//   - This process: a goroutine waiting for a P
+//     (/sched/goroutines/runnable), which the spinner would keep waiting.
+//     Reading it costs about 0.1 µs, so every spin reads it at its start
+//     and at each of its yields.
+//
+// Either one ends the spin: the waiter parks at once.
+
+// machineEvery is how old a sample of the machine's load may be.
+const machineEvery = int64(time.Millisecond)
+
+var machine struct {
+	next atomic.Int64 // sys.Nanotime after which to sample again
+	// over counts the consecutive samples with more runnable threads than
+	// CPUs. One is not enough: a hot ping-pong on two CPUs keeps both
+	// busy, and any passing thread tips a single sample over; a spin given
+	// up for such a blip parks, makes the peer ring, and costs the link
+	// its hot path until an exploration brings it back (policy.go).
+	over atomic.Int32
+}
+
+// machineCrowded reports whether the last two samples of the machine's
+// load, taken again if the last is older than machineEvery, both showed
+// more runnable threads than CPUs.
+func machineCrowded(now int64) bool {
+	if n := machine.next.Load(); now >= n && machine.next.CompareAndSwap(n, now+machineEvery) {
+		if running, cpus, ok := sys.Runnable(); ok && running > cpus {
+			machine.over.Add(1)
+		} else {
+			machine.over.Store(0)
+		}
+	}
+	return machine.over.Load() >= 2
+}
+
+// The runtime's counts of goroutines waiting for a P and running on one:
+// the process is crowded when one waits and every P is taken (a waiting
+// goroutine with a P idle is about to be picked up, which the runtime
+// does without our help).
+const (
+	runnableMetric = "/sched/goroutines/runnable:goroutines"
+	runningMetric  = "/sched/goroutines/running:goroutines"
+)
+
+// newCrowded returns a waiter's check of both signals. It has its own
+// metrics samples, since metrics.Read writes into them.
+func newCrowded() func(now int64) bool {
+	s := []metrics.Sample{{Name: runnableMetric}, {Name: runningMetric}}
+	return func(now int64) bool {
+		if machineCrowded(now) {
+			return true
+		}
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+			return false
+		}
+		return s[0].Value.Uint64() > 0 && s[1].Value.Uint64() >= uint64(runtime.GOMAXPROCS(0))
+	}
+}

@@ -13,10 +13,11 @@ import (
 // both checked only once a wait has outlasted its first polls:
 //
 //   - The machine: more threads running or runnable than CPUs online
-//     (/proc/loadavg's nr_running, which counts the spinner itself). A
-//     pread of it costs about 1.5 µs, so the whole process samples it at
-//     most once per machineEvery, whichever waiter comes first, and every
-//     waiter uses the last sample.
+//     (/proc/loadavg's nr_running), not counting this process's own
+//     spinners: a ping-pong on two CPUs keeps both busy, one of them with
+//     our spin, and that is no crowd. A pread of it costs about 1.5 µs, so
+//     the whole process samples it at most once per machineEvery,
+//     whichever waiter comes first, and every waiter uses the last sample.
 //   - This process: a goroutine waiting for a P
 //     (/sched/goroutines/runnable), which the spinner would keep waiting.
 //     Reading it costs about 0.1 µs, so every spin reads it at its start
@@ -27,28 +28,35 @@ import (
 // machineEvery is how old a sample of the machine's load may be.
 const machineEvery = int64(time.Millisecond)
 
+// spinners counts this process's waiters that are spinning now.
+var spinners atomic.Int32
+
 var machine struct {
 	next atomic.Int64 // sys.Nanotime after which to sample again
 	// over counts the consecutive samples with more runnable threads than
-	// CPUs. One is not enough: a hot ping-pong on two CPUs keeps both
-	// busy, and any passing thread tips a single sample over; a spin given
-	// up for such a blip parks, makes the peer ring, and costs the link
-	// its hot path until an exploration brings it back (policy.go).
+	// CPUs. One is not enough: on a shared machine short bursts of other
+	// work tip single samples over all the time, and a spin given up for
+	// such a blip parks, makes the peer ring, and can cost a busy link its
+	// hot path for many round trips (docs/wakeup.md). A crowd that lasts
+	// machineSamples samples is real.
 	over atomic.Int32
 }
 
-// machineCrowded reports whether the last two samples of the machine's
-// load, taken again if the last is older than machineEvery, both showed
-// more runnable threads than CPUs.
+// machineSamples is how many consecutive samples must show a crowd.
+const machineSamples = 4
+
+// machineCrowded reports whether the last machineSamples samples of the
+// machine's load, taken again if the last is older than machineEvery, all
+// showed more runnable threads than CPUs.
 func machineCrowded(now int64) bool {
 	if n := machine.next.Load(); now >= n && machine.next.CompareAndSwap(n, now+machineEvery) {
-		if running, cpus, ok := sys.Runnable(); ok && running > cpus {
+		if running, cpus, ok := sys.Runnable(); ok && running-int(spinners.Load()) > cpus {
 			machine.over.Add(1)
 		} else {
 			machine.over.Store(0)
 		}
 	}
-	return machine.over.Load() >= 2
+	return machine.over.Load() >= machineSamples
 }
 
 // The runtime's counts of goroutines waiting for a P and running on one:

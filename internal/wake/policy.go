@@ -46,11 +46,21 @@ const (
 	decayEvery = 32  // warm waits between halvings: a memory of about 64
 )
 
-// DefaultPark is the cost of a park and wake-up that Waiter assumes: on
-// this machine a wait parked on a doorbell cost each side about 9 µs of
-// CPU and 7 µs of latency near, several times that across distant vCPUs
-// (docs/wakeup.md).
-const DefaultPark = 30 * time.Microsecond
+// What Waiter assumes a park and wake-up cost, as spinning time. A park
+// itself costs each side about 9 µs of CPU and 7 µs of latency here (more
+// across distant vCPUs; docs/wakeup.md), but a warm wait that parks costs
+// more than that: the peer then finds this side asleep and rings, its own
+// next wait turns cold, and a ping-pong that was spinning on both sides
+// can fall into paying two wake-ups per round trip. So a warm wait is
+// spun through unless it is longer than the default cap; only waits of an
+// idle peer (hundreds of microseconds and more) shrink its budget. A cold
+// wait has already lost that game (the peer was asleep), and spinning
+// through the peer's wake-up often delayed it here, so only cold waits
+// shorter than a park are worth a spin.
+const (
+	WarmPark = 100 * time.Microsecond
+	ColdPark = 30 * time.Microsecond
+)
 
 // NewPolicy returns a policy capped at spin that starts by spinning the
 // cap, as every wait did before the policy learned, so that a busy link

@@ -7,7 +7,7 @@ import (
 
 const us = time.Microsecond
 
-func newTestPolicy() Policy { return NewPolicy(100*us, DefaultPark) }
+func newTestPolicy() Policy { return NewPolicy(100*us, ColdPark) }
 
 // warm records n waits of d.
 func warm(p *Policy, n int, d time.Duration) {
@@ -25,7 +25,7 @@ func TestPolicyStartsAtCap(t *testing.T) {
 
 func TestPolicyNeverSpinsWithoutCap(t *testing.T) {
 	for _, c := range []time.Duration{0, -1} {
-		p := NewPolicy(c, DefaultPark)
+		p := NewPolicy(c, ColdPark)
 		warm(&p, 100, 0)
 		if p.Spins() {
 			t.Errorf("cap %v: Spins", c)

@@ -48,8 +48,8 @@ type Waiter struct {
 // on bell. rung, if not nil, is the count of the peer's doorbells this
 // side rang.
 func NewWaiter(bell *sys.Doorbell, spin time.Duration, end Sleeper, rung *atomic.Uint64) Waiter {
-	p := NewPolicy(spin, DefaultPark)
-	w := Waiter{bell: bell, end: end, warm: p, cold: p, rung: rung, crowded: newCrowded()}
+	w := Waiter{bell: bell, end: end, warm: NewPolicy(spin, WarmPark), cold: NewPolicy(spin, ColdPark),
+		rung: rung, crowded: newCrowded()}
 	if rung != nil {
 		w.seenRung = rung.Load()
 	}
@@ -94,7 +94,7 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 	if budget := p.Budget(); budget > 0 {
 		if ok, err := w.spin(start, budget, ready); ok || err != nil {
 			if ok {
-				p.Record(time.Duration(sys.Nanotime()-start))
+				p.Record(time.Duration(sys.Nanotime() - start))
 			}
 			return err
 		}
@@ -104,7 +104,7 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 	if ok, err := ready(); ok || err != nil {
 		if ok {
 			// Caught without parking: as cheap as a spin of that long.
-			p.Record(time.Duration(sys.Nanotime()-start))
+			p.Record(time.Duration(sys.Nanotime() - start))
 		}
 		return err
 	}
@@ -116,7 +116,7 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 	}
 	w.Sleeps++
 	err := w.bell.Wait(deadline)
-	p.Record(time.Duration(sys.Nanotime()-start))
+	p.Record(time.Duration(sys.Nanotime() - start))
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrClosed
 	}
@@ -130,6 +130,8 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 // condition true (in-process tests, or a peer sharing the CPU) is not
 // starved.
 func (w *Waiter) spin(start int64, budget time.Duration, ready func() (bool, error)) (bool, error) {
+	spinners.Add(1)
+	defer spinners.Add(-1)
 	if w.crowded(start) {
 		return false, nil
 	}

@@ -15,6 +15,8 @@ var load struct {
 	once   sync.Once
 	fd     int // /proc/loadavg, -1 if it cannot be read
 	online int // CPUs online on the machine, 0 if unknown
+	mu     sync.Mutex
+	buf    [128]byte // not on the stack: the system call would move it to the heap
 }
 
 func openLoad() {
@@ -66,12 +68,13 @@ func Runnable() (running, cpus int, ok bool) {
 	if load.fd < 0 {
 		return 0, 0, false
 	}
-	var buf [128]byte
-	n, err := unix.Pread(load.fd, buf[:], 0)
+	load.mu.Lock()
+	defer load.mu.Unlock()
+	n, err := unix.Pread(load.fd, load.buf[:], 0)
 	if err != nil || n <= 0 {
 		return 0, 0, false
 	}
-	running, ok = parseLoadavg(buf[:n])
+	running, ok = parseLoadavg(load.buf[:n])
 	return running, load.online, ok
 }
 

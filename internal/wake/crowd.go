@@ -12,9 +12,9 @@ import (
 // A spin takes a CPU that something else may need. Two signals say so,
 // both checked only once a wait has outlasted its first polls:
 //
-//   - The machine: more threads running or runnable than CPUs online
-//     (/proc/loadavg's nr_running), not counting this process's own
-//     spinners: a ping-pong on two CPUs keeps both busy, one of them with
+//   - The machine: more than machineOver threads running or runnable per
+//     CPU online (/proc/loadavg's nr_running), not counting this
+//     process's own spinners: a ping-pong on two CPUs keeps both busy, one of them with
 //     our spin, and that is no crowd. A pread of it costs about 1.5 µs, so
 //     the whole process samples it at most once per machineEvery,
 //     whichever waiter comes first, and every waiter uses the last sample.
@@ -42,15 +42,24 @@ var machine struct {
 	over atomic.Int32
 }
 
-// machineSamples is how many consecutive samples must show a crowd.
-const machineSamples = 4
+// machineSamples is how many consecutive samples must show a crowd, and
+// machineOver how many runnable threads per CPU make one. With one per CPU
+// (no idle CPU at all) the signal fired all through single-link
+// request/response on this shared 2-vCPU machine, whose Go runtimes and
+// neighbours keep nr_running above 2 most of the time, and cost net/http
+// with one request in flight 3× its latency (docs/wakeup.md); two per CPU
+// is a crowd that spinning can only make worse.
+const (
+	machineSamples = 4
+	machineOver    = 2
+)
 
 // machineCrowded reports whether the last machineSamples samples of the
 // machine's load, taken again if the last is older than machineEvery, all
-// showed more runnable threads than CPUs.
+// showed more than machineOver runnable threads per CPU.
 func machineCrowded(now int64) bool {
 	if n := machine.next.Load(); now >= n && machine.next.CompareAndSwap(n, now+machineEvery) {
-		if running, cpus, ok := sys.Runnable(); ok && running-int(spinners.Load()) > cpus {
+		if running, cpus, ok := sys.Runnable(); ok && running-int(spinners.Load()) > machineOver*cpus {
 			machine.over.Add(1)
 		} else {
 			machine.over.Store(0)

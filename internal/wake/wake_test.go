@@ -168,3 +168,50 @@ func TestClosedDoorbell(t *testing.T) {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
+
+// TestColdWaitsLearnApart: a wait after this side rang the peer is cold
+// and goes to its own policy, so that the peer's wake-ups do not teach
+// the warm waits; the next wait, with no ring between, is warm again.
+func TestColdWaitsLearnApart(t *testing.T) {
+	var rung atomic.Uint64
+	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{}, &rung)
+	now := func() (bool, error) { return true, nil }
+	wait := func() {
+		t.Helper()
+		if err := w.Wait(context.Background(), time.Time{}, now, noStop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait()
+	if w.warm.records != 1 || w.cold.records != 0 {
+		t.Fatalf("first wait: warm %d, cold %d records; want a warm one", w.warm.records, w.cold.records)
+	}
+	rung.Add(1)
+	wait()
+	if w.warm.records != 1 || w.cold.records != 1 {
+		t.Fatalf("after a ring: warm %d, cold %d records; want a cold one", w.warm.records, w.cold.records)
+	}
+	wait()
+	if w.warm.records != 2 || w.cold.records != 1 {
+		t.Fatalf("no ring since: warm %d, cold %d records; want a warm one", w.warm.records, w.cold.records)
+	}
+}
+
+// TestCrowdedSpinParks: a spin that finds the CPU wanted elsewhere parks
+// at once instead of spinning its budget.
+func TestCrowdedSpinParks(t *testing.T) {
+	bell := newBell(t)
+	end := &flagEnd{}
+	w := NewWaiter(bell, time.Hour, end, nil)
+	w.crowded = func(int64) bool { return true }
+	go func() {
+		until(end.sleeping.Load)
+		bell.Ring()
+	}()
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 1 {
+		t.Errorf("Sleeps = %d, want 1: a crowded spin parks", w.Sleeps)
+	}
+}

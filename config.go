@@ -22,11 +22,20 @@ type Config struct {
 	// refuses to send larger ones. Default 1 GiB.
 	MaxMessageSize int64
 
-	// SpinTime is how long a reader or writer polls the ring before it goes
-	// to sleep in the kernel. Spinning turns a tens-of-microseconds wake-up
-	// into a sub-microsecond hand-off when the peer answers quickly, at the
-	// price of CPU while it waits. Negative disables spinning. Default 100µs
-	// (see docs/wakeup.md).
+	// SpinTime caps how long a reader or writer polls the ring before it
+	// goes to sleep in the kernel. Spinning turns a tens-of-microseconds
+	// wake-up into a sub-microsecond hand-off when the peer answers
+	// quickly, at the price of CPU while it waits.
+	//
+	// Within the cap each direction of a link learns how long spinning
+	// pays: it spins up to the cap while recent waits were short, less or
+	// not at all when spins kept timing out (an idle peer), and more again
+	// once waits turn short. A wait right after this side had to wake the
+	// peer does not spin (the answer comes after the peer's wake-up), and
+	// no wait spins while the machine has more runnable threads than CPUs
+	// or this process has goroutines waiting for a processor: the spin
+	// would take the CPU they need. Negative disables spinning altogether.
+	// Default 100µs (see docs/wakeup.md).
 	SpinTime time.Duration
 
 	// Wait makes Dial wait for a server that is not listening yet, until

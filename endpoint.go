@@ -48,6 +48,10 @@ type endpoint struct {
 	rwait wake.Waiter
 	rsnap statsSnapshot // for Stats while rmu is busy
 
+	// rung counts the peer's doorbells this side rang: a wait that comes
+	// after a ring is cold, the peer is waking up (wake.Policy).
+	rung atomic.Uint64
+
 	wmu   sync.Mutex // serialises writers; held while touching the TX ring
 	wr    *ring.Producer
 	wwait wake.Waiter
@@ -76,8 +80,8 @@ func newEndpoint(cfg Config, seg *sys.Segment, layout ring.Layout, server bool,
 	}
 	ep.wr, ep.rd = wr, ring.NewReader(cons, server && cons.Position() > 0)
 	ep.rd.MaxMessage = uint64(cfg.MaxMessageSize)
-	ep.rwait = wake.NewWaiter(dataBell, cfg.SpinTime, cons)
-	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr)
+	ep.rwait = wake.NewWaiter(dataBell, cfg.SpinTime, cons, &ep.rung)
+	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr, &ep.rung)
 	if server && wr.Written() > 0 {
 		wr.Resume()
 	}
@@ -149,6 +153,7 @@ var testHookSpaceWaited atomic.Pointer[func(*endpoint)]
 // a peer is connected (a session's start rings it anyway).
 func (ep *endpoint) NotifyData() {
 	if s := ep.sess.Load(); s != nil {
+		ep.rung.Add(1)
 		s.peerData.Ring()
 	}
 }
@@ -156,6 +161,7 @@ func (ep *endpoint) NotifyData() {
 // NotifySpace implements ring.Waiter for the reader's releases.
 func (ep *endpoint) NotifySpace() {
 	if s := ep.sess.Load(); s != nil {
+		ep.rung.Add(1)
 		s.peerSpace.Ring()
 	}
 }

@@ -28,6 +28,8 @@ var childRoles = map[string]func(args []string) error{
 
 	// bench_test.go: the benchmarks' peer.
 	"bench-peer": childBenchPeer,
+	// idle_bench_test.go: BenchmarkIdleGap's server.
+	"idle-echo": childIdleEcho,
 
 	// hostile_client_linux_test.go, hostile_server_linux_test.go,
 	// handshake_abuse_linux_test.go: hand-written peers that break the

@@ -2,7 +2,8 @@
 // that finds nothing to do spins for a short budget (the common case,
 // where the peer answers within microseconds, never sleeps), then
 // announces in shared memory that it sleeps, re-checks, and parks on its
-// Doorbell. The peer sees the announcement after its next publish and
+// Doorbell. The budget is learned per direction of each link (Policy) and
+// dropped while the CPU is wanted elsewhere (crowd.go). The peer sees the announcement after its next publish and
 // rings the doorbell; PROTOCOL.md ("Sleeping and waking") says why no
 // wake-up is lost.
 //

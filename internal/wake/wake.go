@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/sys"
@@ -20,22 +21,48 @@ type Sleeper interface {
 // Waiter waits for one direction of a ring. One goroutine at a time uses
 // it (the owner holds that direction's lock).
 type Waiter struct {
-	bell  *sys.Doorbell
-	spin  time.Duration
-	end   Sleeper
-	Waits uint64 // calls to Wait
+	bell *sys.Doorbell
+	end  Sleeper
+	// warm and cold learn the two kinds of wait apart. A warm wait is one
+	// where the peer was awake when this side last published: whatever it
+	// does next, it does without waking first. A cold wait follows a
+	// publish that had to ring the peer's doorbell: the answer comes no
+	// sooner than the peer's wake-up, and on this machine a spin through
+	// that wake-up often delays it (docs/wakeup.md), so what cold spins
+	// are worth is learned on its own.
+	warm, cold Policy
+	// rung counts the peer's doorbells this side rang (both directions):
+	// a wait after a change is cold. nil: every wait is warm.
+	rung     *atomic.Uint64
+	seenRung uint64
+	// crowded reports whether the CPU is wanted elsewhere (crowd.go); tests
+	// replace it.
+	crowded func(now int64) bool
+	Waits   uint64 // calls to Wait
 	// Sleeps counts the waits that outlasted the spin and parked.
 	Sleeps uint64
 }
 
-// NewWaiter returns a waiter that spins for spin (none if spin <= 0), then
-// announces sleep through end and parks on bell.
-func NewWaiter(bell *sys.Doorbell, spin time.Duration, end Sleeper) Waiter {
-	return Waiter{bell: bell, spin: spin, end: end}
+// NewWaiter returns a waiter that spins at most spin (not at all if spin
+// <= 0), as its Policy decides, then announces sleep through end and parks
+// on bell. rung, if not nil, is the count of the peer's doorbells this
+// side rang.
+func NewWaiter(bell *sys.Doorbell, spin time.Duration, end Sleeper, rung *atomic.Uint64) Waiter {
+	w := Waiter{bell: bell, end: end, warm: NewPolicy(spin, WarmPark), cold: NewPolicy(spin, ColdPark),
+		rung: rung, crowded: newCrowded()}
+	if rung != nil {
+		w.seenRung = rung.Load()
+	}
+	return w
 }
 
 // ErrClosed is returned when the doorbell was closed under a waiter.
 var ErrClosed = errors.New("doorbell closed")
+
+// firstPolls is how often a wait polls before it reads the clock: a
+// condition that comes true within them (a busy peer) costs no clock read
+// and no check of the machine.
+const firstPolls = 64
 
 // Wait returns nil once ready may report true (the caller re-checks), or
 // the first error of ready or stop. stop says why waiting must end (the
@@ -47,12 +74,38 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 		return err
 	}
 	w.Waits++
-	if ok, err := Spin(w.spin, ready); ok || err != nil {
-		return err
+	p := &w.warm
+	if w.rung != nil {
+		if r := w.rung.Load(); r != w.seenRung {
+			w.seenRung, p = r, &w.cold
+		}
+	}
+	if p.Spins() {
+		for range firstPolls {
+			if ok, err := ready(); ok || err != nil {
+				if ok {
+					p.Record(0)
+				}
+				return err
+			}
+		}
+	}
+	start := sys.Nanotime()
+	if budget := p.Budget(); budget > 0 {
+		if ok, err := w.spin(start, budget, ready); ok || err != nil {
+			if ok {
+				p.Record(time.Duration(sys.Nanotime() - start))
+			}
+			return err
+		}
 	}
 	w.end.Sleep()
 	defer w.end.Awake()
 	if ok, err := ready(); ok || err != nil {
+		if ok {
+			// Caught without parking: as cheap as a spin of that long.
+			p.Record(time.Duration(sys.Nanotime() - start))
+		}
 		return err
 	}
 	if err := stop(); err != nil {
@@ -62,34 +115,40 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 		defer context.AfterFunc(ctx, w.bell.Ring)()
 	}
 	w.Sleeps++
-	if err := w.bell.Wait(deadline); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	err := w.bell.Wait(deadline)
+	p.Record(time.Duration(sys.Nanotime() - start))
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrClosed
 	}
 	return nil // rung or timed out: the caller's next round decides which
 }
 
-// Spin polls ready until it reports true, fails, or budget elapses, and
+// spin polls ready from start until it reports true, fails, budget
+// elapses, or the CPU turns out to be wanted elsewhere (see crowd.go), and
 // reports whether the condition became true. It yields the processor now
 // and then so that a goroutine of this process that would make the
 // condition true (in-process tests, or a peer sharing the CPU) is not
 // starved.
-func Spin(budget time.Duration, ready func() (bool, error)) (bool, error) {
-	if budget <= 0 {
+func (w *Waiter) spin(start int64, budget time.Duration, ready func() (bool, error)) (bool, error) {
+	spinners.Add(1)
+	defer spinners.Add(-1)
+	if w.crowded(start) {
 		return false, nil
 	}
-	var start int64
 	for i := 1; ; i++ {
 		ok, err := ready()
 		if ok || err != nil {
 			return ok, err
 		}
 		if i&63 == 0 {
-			if start == 0 {
-				start = sys.Nanotime()
-			} else if time.Duration(sys.Nanotime()-start) > budget {
+			now := sys.Nanotime()
+			if time.Duration(now-start) > budget {
 				return false, nil
 			}
 			if i&1023 == 0 {
+				if w.crowded(now) {
+					return false, nil
+				}
 				runtime.Gosched()
 			}
 		}

@@ -44,7 +44,8 @@ func noStop() error { return nil }
 
 func TestSpinSeesConditionWithoutSleeping(t *testing.T) {
 	end := &flagEnd{}
-	w := NewWaiter(newBell(t), time.Second, end)
+	w := NewWaiter(newBell(t), time.Second, end, nil)
+	w.crowded = func(int64) bool { return false } // a busy test machine must not stop the spin
 	var polls atomic.Int32
 	ready := func() (bool, error) { return polls.Add(1) > 100, nil }
 	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
@@ -63,7 +64,7 @@ func TestSpinSeesConditionWithoutSleeping(t *testing.T) {
 func TestSleepUntilRung(t *testing.T) {
 	bell := newBell(t)
 	end := &flagEnd{}
-	w := NewWaiter(bell, -1, end) // no spin: straight to sleep
+	w := NewWaiter(bell, -1, end, nil) // no spin: straight to sleep
 	go func() {
 		until(end.sleeping.Load)
 		bell.Ring()
@@ -84,7 +85,7 @@ func TestSleepUntilRung(t *testing.T) {
 // ring.
 func TestRecheckAfterAnnounce(t *testing.T) {
 	end := &flagEnd{}
-	w := NewWaiter(newBell(t), -1, end)
+	w := NewWaiter(newBell(t), -1, end, nil)
 	ready := func() (bool, error) { return end.sleeping.Load(), nil }
 	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func TestRecheckAfterAnnounce(t *testing.T) {
 }
 
 func TestDeadlineEndsSleep(t *testing.T) {
-	w := NewWaiter(newBell(t), -1, &flagEnd{})
+	w := NewWaiter(newBell(t), -1, &flagEnd{}, nil)
 	start := time.Now()
 	if err := w.Wait(context.Background(), start.Add(20*time.Millisecond), never, noStop); err != nil {
 		t.Fatalf("Wait = %v; a deadline returns nil and the caller's stop decides", err)
@@ -107,7 +108,7 @@ func TestDeadlineEndsSleep(t *testing.T) {
 
 func TestContextEndsSleep(t *testing.T) {
 	end := &flagEnd{}
-	w := NewWaiter(newBell(t), -1, end)
+	w := NewWaiter(newBell(t), -1, end, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		until(end.sleeping.Load)
@@ -126,7 +127,7 @@ func TestContextEndsSleep(t *testing.T) {
 }
 
 func TestStopAndReadyErrors(t *testing.T) {
-	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{})
+	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{}, nil)
 	stopErr := errors.New("stop")
 	if err := w.Wait(context.Background(), time.Time{}, never, func() error { return stopErr }); err != stopErr {
 		t.Errorf("stop: got %v", err)
@@ -142,7 +143,7 @@ func TestStopAndReadyErrors(t *testing.T) {
 // while spinning must end the wait before parking.
 func TestStopCheckedAfterAnnounce(t *testing.T) {
 	end := &flagEnd{}
-	w := NewWaiter(newBell(t), -1, end)
+	w := NewWaiter(newBell(t), -1, end, nil)
 	gone := errors.New("peer gone")
 	stop := func() error {
 		if end.sleeping.Load() {
@@ -158,12 +159,59 @@ func TestStopCheckedAfterAnnounce(t *testing.T) {
 func TestClosedDoorbell(t *testing.T) {
 	bell := newBell(t)
 	end := &flagEnd{}
-	w := NewWaiter(bell, -1, end)
+	w := NewWaiter(bell, -1, end, nil)
 	go func() {
 		until(end.sleeping.Load)
 		bell.Close()
 	}()
 	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != ErrClosed {
 		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+// TestColdWaitsLearnApart: a wait after this side rang the peer is cold
+// and goes to its own policy, so that the peer's wake-ups do not teach
+// the warm waits; the next wait, with no ring between, is warm again.
+func TestColdWaitsLearnApart(t *testing.T) {
+	var rung atomic.Uint64
+	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{}, &rung)
+	now := func() (bool, error) { return true, nil }
+	wait := func() {
+		t.Helper()
+		if err := w.Wait(context.Background(), time.Time{}, now, noStop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait()
+	if w.warm.records != 1 || w.cold.records != 0 {
+		t.Fatalf("first wait: warm %d, cold %d records; want a warm one", w.warm.records, w.cold.records)
+	}
+	rung.Add(1)
+	wait()
+	if w.warm.records != 1 || w.cold.records != 1 {
+		t.Fatalf("after a ring: warm %d, cold %d records; want a cold one", w.warm.records, w.cold.records)
+	}
+	wait()
+	if w.warm.records != 2 || w.cold.records != 1 {
+		t.Fatalf("no ring since: warm %d, cold %d records; want a warm one", w.warm.records, w.cold.records)
+	}
+}
+
+// TestCrowdedSpinParks: a spin that finds the CPU wanted elsewhere parks
+// at once instead of spinning its budget.
+func TestCrowdedSpinParks(t *testing.T) {
+	bell := newBell(t)
+	end := &flagEnd{}
+	w := NewWaiter(bell, time.Hour, end, nil)
+	w.crowded = func(int64) bool { return true }
+	go func() {
+		until(end.sleeping.Load)
+		bell.Ring()
+	}()
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 1 {
+		t.Errorf("Sleeps = %d, want 1: a crowded spin parks", w.Sleeps)
 	}
 }

@@ -84,10 +84,13 @@ func (c *Conn) start() {
 	// both of the peer's bells once, after the store above, so any such
 	// wake-up is made good (a spurious one only costs the peer a
 	// re-check). Our own waiters may likewise have missed the peer's
-	// early wake-ups.
+	// early wake-ups; only a Link's endpoint, which outlives its sessions,
+	// can have any yet (a new Conn is not handed out before start).
 	c.peerData.Ring()
 	c.peerSpace.Ring()
-	c.ep.wakeAll()
+	if c.ep.persistent {
+		c.ep.wakeAll()
+	}
 }
 
 // control reads the control connection for as long as it is open. The

@@ -38,13 +38,18 @@ func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ep, err := newClientEndpoint(conf, name)
-	if err != nil {
-		return nil, err
-	}
-	c, err := connect(ctx, name, path, ep, conf.Wait)
-	if err != nil {
-		ep.close(nil)
+	var c *Conn
+	if conf.Wait {
+		// Waiting may take many connects; one endpoint serves them all.
+		ep, err := newClientEndpoint(conf, name)
+		if err != nil {
+			return nil, err
+		}
+		if c, err = connect(ctx, name, path, ep, true); err != nil {
+			ep.close(nil)
+			return nil, err
+		}
+	} else if c, err = handshakeClient(ctx, name, path, conf, nil, false); err != nil {
 		return nil, err
 	}
 	c.start()
@@ -56,7 +61,7 @@ func dial(ctx context.Context, name string, cfg *Config) (*Conn, error) {
 // if wait is set.
 func connect(ctx context.Context, name, path string, ep *endpoint, wait bool) (*Conn, error) {
 	if !wait {
-		return handshakeClient(ctx, name, path, ep, false)
+		return handshakeClient(ctx, name, path, ep.cfg, ep, false)
 	}
 	w, err := sys.WatchDir(filepath.Dir(path))
 	if err != nil {
@@ -73,7 +78,7 @@ func connect(ctx context.Context, name, path string, ep *endpoint, wait bool) (*
 	for {
 		// Watch first, then dial: a server that appears in between is
 		// either dialled or seen by the watch.
-		c, err := handshakeClient(ctx, name, path, ep, ep.persistent)
+		c, err := handshakeClient(ctx, name, path, ep.cfg, ep, ep.persistent)
 		if err != nil && ctxOver(ctx) {
 			return nil, fmt.Errorf("%w: gave up waiting: %w", ErrNoServer, ctxOverErr(ctx))
 		}
@@ -126,13 +131,17 @@ func cutOff(ctx context.Context, ctl *sys.Conn) (stop func() bool) {
 }
 
 // handshakeClient connects to the listener at path and hands ep's memory
-// and doorbells to the server. The returned session is not started.
+// and doorbells to the server. The returned session is not started. A nil
+// ep means a new endpoint made with conf, which the session then owns; it
+// is made once the connection stands, so that its system calls (memfd,
+// mapping, eventfds: tens of microseconds) overlap the server's wake-up to
+// accept rather than come before it.
 //
 // If finish is set, ctx bounds only the connect: a handshake that has begun
 // runs to its end (bounded by HandshakeTimeout), so that a Link closing
 // meanwhile still gets a session it can say goodbye on; otherwise the
 // server, which may already count the link as up, would see it lost.
-func handshakeClient(ctx context.Context, name, path string, ep *endpoint, finish bool) (_ *Conn, err error) {
+func handshakeClient(ctx context.Context, name, path string, conf Config, ep *endpoint, finish bool) (_ *Conn, err error) {
 	ctl, err := dialControl(ctx, path)
 	if err != nil {
 		return nil, err
@@ -144,7 +153,7 @@ func handshakeClient(ctx context.Context, name, path string, ep *endpoint, finis
 	}()
 	if finish {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ep.cfg.HandshakeTimeout)
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), conf.HandshakeTimeout)
 		defer cancel()
 	}
 	stop := cutOff(ctx, ctl)
@@ -154,11 +163,21 @@ func handshakeClient(ctx context.Context, name, path string, ep *endpoint, finis
 	if err != nil {
 		return nil, err
 	}
-	if !ep.cfg.admits(cred) {
+	if !conf.admits(cred) {
 		return nil, fmt.Errorf("%w: server runs as uid %d gid %d; to admit it, set AllowUIDs or AllowGIDs in this client's Config", ErrPermission, cred.UID, cred.GID)
 	}
+	if ep == nil {
+		if ep, err = newClientEndpoint(conf, name); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				ep.close(nil)
+			}
+		}()
+	}
 	hello := wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: uint32(os.Getpid()),
-		MaxMessage: uint64(ep.cfg.MaxMessageSize), Flags: wire.FlagHalfClose})
+		MaxMessage: uint64(conf.MaxMessageSize), Flags: wire.FlagHalfClose})
 	if err := ctl.Send(hello, ep.seg.Handle(), ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send hello: %w", err))
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -17,23 +18,55 @@ import (
 
 // Conn is a control connection: on Linux a SOCK_SEQPACKET unix socket,
 // whose packets keep their boundaries and carry descriptors (SCM_RIGHTS).
-type Conn struct{ c *net.UnixConn }
+// Every operation goes through the socket's RawConn, so a Conn works the
+// same whether its socket came from Accept (a *net.UnixConn) or from Dial
+// (an *os.File over a socket made here).
+type Conn struct{ c socket }
+
+// socket is what a Conn needs of the runtime's wrapper of its descriptor.
+type socket interface {
+	SyscallConn() (syscall.RawConn, error)
+	SetDeadline(t time.Time) error
+	Close() error
+}
 
 // Dial connects to the listener at path. Nobody listening (no socket file,
 // or a stale one) is ErrNoListener; a socket this user may not connect to
 // is ErrAccess.
+//
+// It makes the socket itself rather than through net.Dial, which would add
+// a resolver pass and getsockname and getpeername calls to every link's
+// set-up; a unix connect completes at once or fails (a full backlog is
+// EAGAIN, as it is for net.Dial).
 func Dial(ctx context.Context, path string) (*Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unixpacket", path)
-	switch {
-	case err == nil:
-		return &Conn{nc.(*net.UnixConn)}, nil
-	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED):
-		return nil, fmt.Errorf("%w: %w", ErrNoListener, err)
-	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
-		return nil, fmt.Errorf("%w: %w", ErrAccess, err)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return nil, err
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		err = &net.OpError{Op: "dial", Net: "unixpacket", Addr: &net.UnixAddr{Name: path, Net: "unixpacket"},
+			Err: os.NewSyscallError("connect", err)}
+		switch {
+		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED):
+			return nil, fmt.Errorf("%w: %w", ErrNoListener, err)
+		case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+			return nil, fmt.Errorf("%w: %w", ErrAccess, err)
+		}
+		return nil, err
+	}
+	// A non-blocking descriptor: os.NewFile registers it with the poller,
+	// so reads park the goroutine and deadlines work.
+	return &Conn{os.NewFile(uintptr(fd), "unixpacket:"+path)}, nil
 }
 
 // Send writes one packet carrying b and the handles hs.
@@ -46,7 +79,18 @@ func (c *Conn) Send(b []byte, hs ...Handle) error {
 		}
 		oob = unix.UnixRights(fds...)
 	}
-	_, _, err := c.c.WriteMsgUnix(b, oob, nil)
+	rc, err := c.c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		_, serr = unix.SendmsgN(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
+		return serr != unix.EAGAIN
+	})
+	if err == nil && serr != nil {
+		err = os.NewSyscallError("sendmsg", serr)
+	}
 	return err
 }
 
@@ -169,7 +213,20 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.c.SetDeadline(t) }
 
 // CloseWrite shuts down the sending side: the peer reads end of file, as if
 // this process were gone, while this side may still read.
-func (c *Conn) CloseWrite() error { return c.c.CloseWrite() }
+func (c *Conn) CloseWrite() error {
+	rc, err := c.c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return os.NewSyscallError("shutdown", serr)
+	}
+	return nil
+}
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,10 +65,14 @@ func (d *Doorbell) Handle() Handle { return Handle{d.f} }
 // Close releases the doorbell; a waiter returns os.ErrClosed.
 func (d *Doorbell) Close() error { return d.f.Close() }
 
-// Bell rings a peer's doorbell.
+// Bell rings a peer's doorbell. It holds a descriptor of its own, outside
+// the runtime's poller: nobody here waits on a peer's doorbell, and one
+// registered with the poller would wake this process's poller thread at
+// every ring (the eventfd becomes readable) and every drain by the peer
+// (it becomes writable), a wake-up for nothing each time.
 type Bell struct {
-	f  *os.File
-	rc syscall.RawConn
+	mu sync.RWMutex // Ring holds it shared, Close exclusively
+	fd int          // -1 once closed
 }
 
 // OpenBell takes h, a doorbell handle received from the peer, after
@@ -77,41 +82,75 @@ func OpenBell(h Handle) (*Bell, error) {
 	if h.f == nil {
 		return nil, fmt.Errorf("%w: no doorbell", ErrBadHandle)
 	}
-	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(h.f.Fd())))
-	switch {
-	case err != nil:
-		err = fmt.Errorf("%w: doorbell: %w", ErrBadHandle, err)
-	case link != "anon_inode:[eventfd]":
-		err = fmt.Errorf("%w: doorbell is %q, not an eventfd", ErrBadHandle, link)
-	}
-	var rc syscall.RawConn
-	if err == nil {
-		rc, err = h.f.SyscallConn()
-	}
-	if err == nil {
-		// A peer could hand over a blocking eventfd and saturate it, so
-		// that ringing it would block this thread. The flag lives in the
-		// file description the peer shares, so a hostile peer can clear it
-		// again later: that remains a known gap (PROTOCOL.md, 4.3).
-		var serr error
-		if cerr := rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), true) }); cerr != nil {
-			serr = cerr
-		}
-		err = serr
-	}
+	defer h.Close() // the Bell keeps a duplicate, unknown to the poller
+	var fd int
+	rc, err := h.f.SyscallConn()
 	if err != nil {
-		h.Close()
 		return nil, err
 	}
-	return &Bell{f: h.f, rc: rc}, nil
+	var serr error
+	if cerr := rc.Control(func(f uintptr) { fd, serr = openBell(int(f)) }); cerr != nil {
+		return nil, cerr
+	}
+	if serr != nil {
+		return nil, serr
+	}
+	return &Bell{fd: fd}, nil
+}
+
+// openBell checks that fd is an eventfd, makes sure it does not block,
+// and returns a duplicate of it.
+func openBell(fd int) (int, error) {
+	var buf [32]byte
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	switch {
+	case err != nil:
+		return -1, fmt.Errorf("%w: doorbell: %w", ErrBadHandle, err)
+	case string(buf[:n]) != "anon_inode:[eventfd]":
+		return -1, fmt.Errorf("%w: doorbell is %q, not an eventfd", ErrBadHandle, buf[:n])
+	}
+	// A peer could hand over a blocking eventfd and saturate it, so that
+	// ringing it would block this thread. The flag lives in the file
+	// description the peer shares, so a hostile peer can clear it again
+	// later: that remains a known gap (PROTOCOL.md, 4.3). An honest peer's
+	// doorbell is non-blocking already and its flags are left alone.
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil && flags&unix.O_NONBLOCK == 0 {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("doorbell: set non-blocking: %w", err)
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("doorbell: dup: %w", err)
+	}
+	return dup, nil
 }
 
 // Ring wakes the peer. It never blocks and is safe against a concurrent
-// Close (the ring is then dropped).
-func (b *Bell) Ring() { signal(b.rc) }
+// Close (the ring is then dropped): the lock keeps the descriptor from
+// being closed, and its number reused, under the write. Errors are
+// ignored, as for Doorbell.Ring.
+func (b *Bell) Ring() {
+	b.mu.RLock()
+	if b.fd >= 0 {
+		_, _ = unix.Write(b.fd, one[:])
+	}
+	b.mu.RUnlock()
+}
 
 // Close releases the handle.
-func (b *Bell) Close() error { return b.f.Close() }
+func (b *Bell) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fd < 0 {
+		return os.ErrClosed
+	}
+	err := unix.Close(b.fd)
+	b.fd = -1
+	return err
+}
 
 var one = func() (b [8]byte) { binary.NativeEndian.PutUint64(b[:], 1); return }()
 

@@ -3,10 +3,12 @@ package sys
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,4 +338,80 @@ func dup(h Handle) (Handle, error) {
 		return Handle{}, err
 	}
 	return Handle{os.NewFile(uintptr(fd), "dup")}, nil
+}
+
+// TestBellOutsidePoller checks that a Bell rings through a descriptor of
+// its own that the runtime's poller does not watch (else each ring would
+// wake this process's poller thread for nothing), that OpenBell takes the
+// handle, and that rings racing Close are dropped.
+func TestBellOutsidePoller(t *testing.T) {
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h, err := dup(d.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenBell(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.f.Stat(); err == nil {
+		t.Error("OpenBell left the handle open")
+	}
+	watched := pollerWatches(t)
+	if watched[b.fd] {
+		t.Errorf("the bell's descriptor %d is in the poller's set", b.fd)
+	}
+	if !watched[int(d.f.Fd())] {
+		t.Errorf("the doorbell's descriptor %d is not in the poller's set: the check sees nothing", d.f.Fd())
+	}
+	b.Ring()
+	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				b.Ring()
+			}
+		}()
+	}
+	b.Close()
+	wg.Wait()
+	if err := b.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("second Close: %v, want os.ErrClosed", err)
+	}
+}
+
+// pollerWatches returns the descriptors that any epoll instance of this
+// process watches, from /proc/self/fdinfo.
+func pollerWatches(t *testing.T) map[int]bool {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := map[int]bool{}
+	for _, e := range fds {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			var fd int
+			if _, err := fmt.Sscanf(line, "tfd: %d", &fd); err == nil {
+				watched[fd] = true
+			}
+		}
+	}
+	return watched
 }

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 		"peer":    childPeer,
 		"hostile": childHostile,
 		"hold":    childHold,
+		"alone":   childAlone,
 	})
 }
 
@@ -1071,4 +1072,69 @@ func BenchmarkNanotime(b *testing.B) {
 	for range b.N {
 		Nanotime()
 	}
+}
+
+// childAlone has no work but waiting, which Go's runtime must not take
+// for a deadlock although only a thread-pool callback can wake it: it
+// waits on a doorbell (printing its handle value first, then "parked" each
+// time, for the parent to ring it) three times, then waits in Accept on
+// args[0] until a client comes.
+func childAlone(args []string) error {
+	d, err := NewDoorbell()
+	if err != nil {
+		return err
+	}
+	fmt.Println(uint64(d.ev))
+	for range 3 {
+		fmt.Println("parked")
+		if err := d.Wait(time.Time{}); err != nil {
+			return err
+		}
+	}
+	l, err := Listen(args[0], false)
+	if err != nil {
+		return err
+	}
+	fmt.Println("accepting")
+	c, err := l.Accept()
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// TestOnlyWaitingIsNotDeadlock: a process whose goroutines all wait on
+// doorbells or in Accept lives on and is woken.
+func TestOnlyWaitingIsNotDeadlock(t *testing.T) {
+	path := pipeName(t)
+	p := testproc.Start(t, "alone", path)
+	v, err := strconv.ParseUint(p.Stdout.Next(t), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := windows.OpenProcess(windows.PROCESS_DUP_HANDLE, false, uint32(p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer windows.CloseHandle(proc)
+	var h windows.Handle
+	if err := windows.DuplicateHandle(proc, windows.Handle(v), currentProcess, &h, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenBell(Handle{h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for range 3 {
+		p.Stdout.Expect(t, "parked")
+		b.Ring()
+	}
+	p.Stdout.Expect(t, "accepting")
+	c, err := Dial(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p.Wait(t)
 }

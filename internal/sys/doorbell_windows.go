@@ -123,11 +123,7 @@ type Bell struct {
 // checking that it really is an event; the handle kept may only signal it.
 // On error h is closed.
 func OpenBell(h Handle) (*Bell, error) {
-	if err := checkKind(h, "Event", "doorbell"); err != nil {
-		h.Close()
-		return nil, err
-	}
-	nh, err := narrow(h.h, bellAccess)
+	nh, err := take(h, "Event", "doorbell", bellAccess)
 	if err != nil {
 		return nil, err
 	}

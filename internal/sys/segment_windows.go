@@ -55,11 +55,7 @@ func CreateSegment(name string, size int) (*Segment, error) {
 // only reserved (its pages fault until committed) is refused, as is one
 // that cannot be mapped read-write.
 func AttachSegment(h Handle, minSize, maxSize int64) (_ *Segment, err error) {
-	if err := checkKind(h, "Section", "segment"); err != nil {
-		h.Close()
-		return nil, err
-	}
-	nh, err := narrow(h.h, segmentAccess)
+	nh, err := take(h, "Section", "segment", segmentAccess)
 	if err != nil {
 		return nil, err
 	}

@@ -216,8 +216,8 @@ func TestDoorbell(t *testing.T) {
 	b.Ring() // after Close: dropped
 }
 
-// connPair returns both ends of a control connection within this process.
-func connPair(t testing.TB) (client, server *Conn, l *Listener) {
+// listenTest listens on a pipe private to the test, until its end.
+func listenTest(t testing.TB) (string, *Listener) {
 	t.Helper()
 	path := pipeName(t)
 	l, err := Listen(path, false)
@@ -225,7 +225,14 @@ func connPair(t testing.TB) (client, server *Conn, l *Listener) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	client, err = Dial(context.Background(), path)
+	return path, l
+}
+
+// connPair returns both ends of a control connection within this process.
+func connPair(t testing.TB) (client, server *Conn, l *Listener) {
+	t.Helper()
+	path, l := listenTest(t)
+	client, err := Dial(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,12 +432,7 @@ func TestListenNames(t *testing.T) {
 
 // TestBacklog: clients that dial while nobody accepts are all served.
 func TestBacklog(t *testing.T) {
-	path := pipeName(t)
-	l, err := Listen(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	path, l := listenTest(t)
 	const n = 3 * listenBacklog
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -768,12 +770,7 @@ func childPeer(args []string) error {
 // processes, both ways; writes seen on both sides; a parked waiter in each
 // process woken by the other.
 func TestTwoProcesses(t *testing.T) {
-	path := pipeName(t)
-	l, err := Listen(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	path, l := listenTest(t)
 	p := testproc.Start(t, "peer", path, "client")
 	s, err := l.Accept()
 	if err != nil {
@@ -826,12 +823,7 @@ func TestTwoProcesses(t *testing.T) {
 // Recv returns io.EOF, on either side.
 func TestPeerDeath(t *testing.T) {
 	t.Run("client", func(t *testing.T) {
-		path := pipeName(t)
-		l, err := Listen(path, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		path, l := listenTest(t)
 		p := testproc.Options{WaitReady: true}.Start(t, "peer", path, "idle")
 		s, err := l.Accept()
 		if err != nil {
@@ -979,12 +971,7 @@ func childHostile(args []string) error {
 // of them, gets ErrBadHandle or ErrTooManyHandles, and the server keeps
 // nothing of it.
 func TestHostileClient(t *testing.T) {
-	path := pipeName(t)
-	l, err := Listen(path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	path, l := listenTest(t)
 	for _, mode := range []string{"wrong-kinds", "small", "garbage", "too-many", "closed"} {
 		p := testproc.Start(t, "hostile", path, mode)
 		s, err := l.Accept()

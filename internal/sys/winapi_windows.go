@@ -115,6 +115,17 @@ func checkKind(h Handle, want, what string) error {
 	return nil
 }
 
+// take checks that h is of the kernel type want (see checkKind) and
+// returns a handle to its object with only the given access rights (see
+// narrow). h is closed in every case.
+func take(h Handle, want, what string, access uint32) (windows.Handle, error) {
+	if err := checkKind(h, want, what); err != nil {
+		h.Close()
+		return 0, err
+	}
+	return narrow(h.h, access)
+}
+
 // narrow replaces h by a handle to the same object with only the given
 // access rights, so that what a peer handed over can do no more than its
 // role needs. h is closed in every case.

@@ -531,6 +531,14 @@ func (l *Listener) Accept() (*Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if in == nil && l.pendingCount() == 0 {
+			// An earlier replacement failed (out of resources, say): try
+			// again, or nothing would ever connect.
+			if err := l.addInstance(false); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if in == nil {
 			// The timer keeps the runtime from taking a process that only
 			// waits for clients for deadlocked (see Doorbell.Wait).
@@ -546,8 +554,9 @@ func (l *Listener) Accept() (*Conn, error) {
 			continue
 		}
 		// Replace it first, so that clients keep finding waiting
-		// instances.
-		if err := l.addInstance(false); err != nil {
+		// instances. If that fails, this client is still served; the next
+		// Accept tries again.
+		if err := l.addInstance(false); errors.Is(err, net.ErrClosed) {
 			l.drop(in)
 			return nil, err
 		}
@@ -566,6 +575,12 @@ func (l *Listener) Accept() (*Conn, error) {
 		c.unreg = func() { trackInstance(path, -1) }
 		return c, nil
 	}
+}
+
+func (l *Listener) pendingCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
 }
 
 func (l *Listener) drop(in *instance) {

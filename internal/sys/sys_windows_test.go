@@ -330,26 +330,9 @@ func TestConnPacketsWithHandles(t *testing.T) {
 // checks; garbage handle values fail to duplicate, never name one of ours.
 func TestRecvRefusesBadTrailers(t *testing.T) {
 	c, s, _ := connPair(t)
-	own, err := NewDoorbell()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer own.Close()
 	buf := make([]byte, 64)
-	for name, pkt := range map[string][]byte{
-		"count past the packet": {1, 2, 2},
-		"pseudo handle":         append(le64(^uint64(0)), 1),
-		"high value":            append(le64(1<<40), 1),
-		"zero value":            append(le64(0), 1),
-		"unused value":          append(le64(0x7ff0), 1),
-	} {
-		if err := c.write(pkt); err != nil {
-			t.Fatal(err)
-		}
-		n, hs, err := s.Recv(buf, 2)
-		if !errors.Is(err, ErrBadHandle) {
-			t.Errorf("%s: Recv = %d, %d handles, %v; want ErrBadHandle", name, n, len(hs), err)
-		}
+	for _, ends := range [][2]*Conn{{c, s}, {s, c}} {
+		badTrailers(t, ends[0], ends[1])
 	}
 	s.Send([]byte("ok"))
 	if n, _, err := c.Recv(buf, 0); err != nil || string(buf[:n]) != "ok" {
@@ -360,6 +343,28 @@ func TestRecvRefusesBadTrailers(t *testing.T) {
 	for range 2 {
 		if _, _, err := s.Recv(buf, 2); err != io.EOF {
 			t.Fatalf("empty message: %v, want io.EOF", err)
+		}
+	}
+}
+
+// badTrailers sends malformed trailers from one end and checks that the
+// other refuses each with ErrBadHandle.
+func badTrailers(t *testing.T, from, to *Conn) {
+	t.Helper()
+	buf := make([]byte, 64)
+	for name, pkt := range map[string][]byte{
+		"count past the packet": {1, 2, 2},
+		"pseudo handle":         append(le64(^uint64(0)), 1),
+		"high value":            append(le64(1<<40), 1),
+		"zero value":            append(le64(0), 1),
+		"unused value":          append(le64(0x7ff0), 1),
+	} {
+		if err := from.write(pkt); err != nil {
+			t.Fatal(err)
+		}
+		n, hs, err := to.Recv(buf, 2)
+		if !errors.Is(err, ErrBadHandle) {
+			t.Errorf("%s: Recv = %d, %d handles, %v; want ErrBadHandle", name, n, len(hs), err)
 		}
 	}
 }

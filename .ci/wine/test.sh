@@ -9,7 +9,7 @@ cd "$here/../.."
 
 # The packages that run under Wine. Others are Linux-only by nature
 # (internal/testns: namespaces; c/interop: the C library is POSIX).
-packages=(./internal/ring ./internal/wire ./internal/wake)
+packages=(./internal/ring ./internal/wire ./internal/wake ./internal/sys)
 
 own=""
 if [ -z "${WINEPREFIX:-}" ] || [ ! -f "$WINEPREFIX/system.reg" ]; then

@@ -22,16 +22,16 @@ func TestResultsBaseline(t *testing.T) {
 	}
 	cells := [][]*cell{
 		{
-			{w: rt, tr: shm, rates: []float64{1e6}, lat: lat(1, 1, 2), msgs: 3},
-			{w: rt, tr: workload.Pipe, rates: []float64{1e5}, lat: lat(5, 5, 9), msgs: 3},
-			{w: rt, tr: workload.Unix, rates: []float64{4e4}, lat: lat(10, 20, 30), msgs: 3},
+			{w: rt, row: transportRow(shm), rates: []float64{1e6}, lat: lat(1, 1, 2), msgs: 3},
+			{w: rt, row: transportRow(workload.Pipe), rates: []float64{1e5}, lat: lat(5, 5, 9), msgs: 3},
+			{w: rt, row: transportRow(workload.Unix), rates: []float64{4e4}, lat: lat(10, 20, 30), msgs: 3},
 		},
 		{
 			// shmlink is faster than every other, yet not the baseline.
-			{w: ow, tr: shm, rates: []float64{8e6, 6e6, 7e6}, msgs: 3},
-			{w: ow, tr: workload.Unix, rates: []float64{2e5}, msgs: 1},
-			{w: ow, tr: unixBuf, rates: []float64{1.4e6, 1.5e6}, msgs: 2},
-			{w: ow, tr: workload.Pipe, rates: []float64{7e5}, msgs: 1},
+			{w: ow, row: transportRow(shm), rates: []float64{8e6, 6e6, 7e6}, msgs: 3},
+			{w: ow, row: transportRow(workload.Unix), rates: []float64{2e5}, msgs: 1},
+			{w: ow, row: transportRow(unixBuf), rates: []float64{1.4e6, 1.5e6}, msgs: 2},
+			{w: ow, row: transportRow(workload.Pipe), rates: []float64{7e5}, msgs: 1},
 		},
 	}
 	want := []struct {
@@ -68,7 +68,7 @@ func TestResultsBaseline(t *testing.T) {
 // TestResultsNoBaseline checks that a run without a competitor has no
 // ratios rather than wrong ones.
 func TestResultsNoBaseline(t *testing.T) {
-	c := &cell{w: Workload{"ow", 64, false}, tr: Shmlink(0), rates: []float64{1e6}, msgs: 1}
+	c := &cell{w: Workload{"ow", 64, false}, row: transportRow(Shmlink(0)), rates: []float64{1e6}, msgs: 1}
 	rs := results([][]*cell{{c}})
 	if len(rs) != 1 || rs[0].Baseline != "" || rs[0].Ratio != 0 {
 		t.Errorf("results %+v, want one row without baseline or ratio", rs)

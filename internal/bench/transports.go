@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shmlink/shmlink"
@@ -89,4 +91,33 @@ func Transports(ring int) []*workload.Transport {
 		workload.Unix, workload.UnixBuffered,
 		workload.Pipe, workload.PipeBuffered,
 		workload.TCP, workload.TCPBuffered}
+}
+
+// IsSubject reports whether a transport is shmlink's, at any ring size.
+func IsSubject(name string) bool {
+	return name == Subject || strings.HasPrefix(name, Subject+"-")
+}
+
+// SweepRings are the ring sizes of the ring sweep.
+var SweepRings = []int{256 << 10, 1 << 20, 4 << 20}
+
+// ShmlinkRing is Shmlink(ring) named for its ring size, for a run that
+// compares ring sizes: "shmlink-256K".
+func ShmlinkRing(ring int) *workload.Transport {
+	t := Shmlink(ring)
+	t.Name = fmt.Sprintf("%s-%dK", Subject, ring>>10)
+	if ring%(1<<20) == 0 {
+		t.Name = fmt.Sprintf("%s-%dM", Subject, ring>>20)
+	}
+	return t
+}
+
+// PeerTransports are every transport a peer process may be asked for: a
+// run's (Transports(ring)) and the ring sweep's.
+func PeerTransports(ring int) []*workload.Transport {
+	ts := Transports(ring)
+	for _, r := range SweepRings {
+		ts = append(ts, ShmlinkRing(r))
+	}
+	return ts
 }

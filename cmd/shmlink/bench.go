@@ -41,7 +41,8 @@ cache line between two processes, both spinning (its time says where the
 host placed the two CPUs: about 0.1 µs near each other, 0.4 µs distant;
 the header prints it); "bare ring" streams through a 4 MiB ring in shared
 memory, each message one copy in and one copy out behind a length, both
-sides spinning; "memcpy" is one process copying each message once.
+sides spinning, published every 64 KiB as shmlink's batches are; "memcpy"
+is one process copying each message once.
 
 The transports take turns, round by round, so that the rest of the machine
 disturbs them alike. The table gives each figure's ratio to a baseline (above
@@ -340,7 +341,9 @@ ReadMessageInto) and counts the messages.
 limit rows: ping-pong = one cache line bounced between two processes, both
 spinning (its latency is the mean over 64 round trips); bare ring = a 4 MiB
 ring in shared memory, one copy in and one copy out per message behind a
-length, both spinning; memcpy = one process copying each message once.
+length, both spinning, published per 64 KiB; memcpy = one process copying
+each message once. A limit's msg/s is its median batch: a bare spinner
+stalls whole time slices when a third thread wants its CPU.
 vs base: the ratio to the row marked base, above 1 is better; for round trips
 the unix socket, for one way the fastest transport other than shmlink.
 vs limit: the same ratio to the ping-pong (round trips) or the bare ring (one

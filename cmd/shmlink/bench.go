@@ -22,8 +22,9 @@ import (
 )
 
 const benchDoc = `Measures shmlink against a unix socket (SOCK_STREAM), a pair of pipes and
-loopback TCP, between this process and peer processes it starts (itself,
-re-executed), beside the limit of the machine measured in the same run.
+loopback TCP (on Windows: a named pipe and loopback TCP), between this
+process and peer processes it starts (itself, re-executed), beside the limit
+of the machine measured in the same run.
 Every transport carries the same length-prefixed messages: 64-byte round
 trips, and one-way streams of 64 B, 4 KiB, 64 KiB and 1 MiB messages. The
 receivers parse every length prefix and count the messages.
@@ -46,14 +47,15 @@ is one process copying each message once.
 
 The transports take turns, round by round, so that the rest of the machine
 disturbs them alike. The table gives each figure's ratio to a baseline (above
-1 is better): for round trips the unix socket, for one-way streams the
-fastest of the others in the run, buffered or not; and to the limit: the
-ping-pong for round trips, the bare ring one way. Progress goes to standard
-error.
+1 is better): for round trips the unix socket (the named pipe on Windows),
+for one-way streams the fastest of the others in the run, buffered or not;
+and to the limit: the ping-pong for round trips, the bare ring one way.
+Where the system has no shmlink backend or shared memory for the limits,
+their rows say "not measured". Progress goes to standard error.
 
 --sweep runs sections beside (or instead of) the main table, each shmlink
-against the unix socket, with CPU time (user and system of both processes)
-per round trip:
+against the unix socket (named pipe), with CPU time (user and system of both
+processes) per round trip:
   idle   64 B round trips with a pause of 0, 100 µs, 1 ms and 10 ms before
          each request (a thread sleep: the workload's think time), so that
          the receiver has been idle that long
@@ -185,7 +187,7 @@ func runBench(args []string) error {
 	probe := func() (bench.Placement, error) {
 		return bench.ProbePlacement(ctx, command, pin, 3, 20*time.Millisecond)
 	}
-	sweepTransports := []*workload.Transport{bench.Shmlink(ring), workload.Unix}
+	sweepTransports := bench.SweepTransports(ring)
 	if secs[sectionIdle] {
 		x := opts(3, 1, time.Second, 100*time.Millisecond)
 		x.Transports = sweepTransports
@@ -222,10 +224,7 @@ func runBench(args []string) error {
 	}
 	if secs[sectionRing] {
 		x := opts(3, 1, 250*time.Millisecond, 40*time.Millisecond)
-		for _, r := range bench.SweepRings {
-			x.Transports = append(x.Transports, bench.ShmlinkRing(r))
-		}
-		x.Transports = append(x.Transports, workload.Unix, workload.UnixBuffered)
+		x.Transports = bench.RingTransports()
 		x.Limits = true
 		x.Workloads = bench.RingWorkloads
 		before, err := probe()
@@ -299,7 +298,7 @@ func (r *benchReport) table(w io.Writer) error {
 			return err
 		}
 		if _, err := fmt.Fprintf(w, mainLegend, workload.WritesEach, workload.WritesBatched,
-			sizeString(workload.BufferSize), sizeString(workload.CopyMax)); err != nil {
+			sizeString(workload.BufferSize), sizeString(workload.CopyMax), bench.RoundTripBaseline); err != nil {
 			return err
 		}
 	}
@@ -325,7 +324,7 @@ func (r *benchReport) table(w io.Writer) error {
 		}
 	}
 	if r.Idle != nil || r.Links != nil {
-		_, err := fmt.Fprint(w, sweepLegend)
+		_, err := fmt.Fprintf(w, sweepLegend, bench.RoundTripBaseline)
 		return err
 	}
 	return nil
@@ -345,7 +344,7 @@ length, both spinning, published per 64 KiB; memcpy = one process copying
 each message once. A limit's msg/s is its median batch: a bare spinner
 stalls whole time slices when a third thread wants its CPU.
 vs base: the ratio to the row marked base, above 1 is better; for round trips
-the unix socket, for one way the fastest transport other than shmlink.
+the %[5]s row, for one way the fastest transport other than shmlink.
 vs limit: the same ratio to the ping-pong (round trips) or the bare ring (one
 way); 1 would be the limit.
 msg/s of a round trip row counts round trips.
@@ -354,8 +353,9 @@ msg/s of a round trip row counts round trips.
 const sweepLegend = `
 CPU/RT: user and system time of both processes per round trip (the idle
 sweep's includes the driver's sleep calls, alike for every transport).
-vs unix: the unix socket's latency over ours (idle) or our round trips/s over
-its (links); CPU vs unix: its CPU per round trip over ours; above 1 is better.
+vs %[1]s: the %[1]s row's latency over ours (idle) or our round trips/s
+over its (links); CPU vs %[1]s: its CPU per round trip over ours; above 1 is
+better.
 `
 
 // resultTable prints the rows of a main table or ring sweep.
@@ -401,7 +401,7 @@ func resultTable(w io.Writer, rs []bench.Result) error {
 
 func idleTable(w io.Writer, rs []bench.SweepResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "pause\ttransport\tmeasured pause\tmedian\tp99\tCPU/RT\tvs unix\tCPU vs unix\t")
+	fmt.Fprintf(tw, "pause\ttransport\tmeasured pause\tmedian\tp99\tCPU/RT\tvs %[1]s\tCPU vs %[1]s\t\n", bench.RoundTripBaseline)
 	last := int64(-1)
 	for _, x := range rs {
 		gap, meas := "", ""
@@ -409,6 +409,10 @@ func idleTable(w io.Writer, rs []bench.SweepResult) error {
 			gap = time.Duration(x.GapNs).String()
 		}
 		last = x.GapNs
+		if x.NotMeasured != "" {
+			fmt.Fprintf(tw, "%s\t%s\tnot measured\t\t\t\t\t\t\n", gap, x.Transport)
+			continue
+		}
 		if x.GapNs > 0 {
 			meas = micros(x.MeanGapNs)
 		}
@@ -420,7 +424,7 @@ func idleTable(w io.Writer, rs []bench.SweepResult) error {
 
 func linksTable(w io.Writer, rs []bench.SweepResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "links\ttransport\tround trips/s\tCPU/RT\tvs unix\tCPU vs unix\t")
+	fmt.Fprintf(tw, "links\ttransport\tround trips/s\tCPU/RT\tvs %[1]s\tCPU vs %[1]s\t\n", bench.RoundTripBaseline)
 	last := 0
 	for _, x := range rs {
 		n := ""
@@ -428,6 +432,10 @@ func linksTable(w io.Writer, rs []bench.SweepResult) error {
 			n = strconv.Itoa(x.Links)
 		}
 		last = x.Links
+		if x.NotMeasured != "" {
+			fmt.Fprintf(tw, "%s\t%s\tnot measured\t\t\t\t\n", n, x.Transport)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", n, x.Transport, si(x.RTPerSec),
 			cpuString(x.CPUPerRTNs), times(x.Ratio), times(x.CPURatio))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/bench/limit"
@@ -46,7 +47,7 @@ type limits struct {
 func startLimits(command func() *exec.Cmd, pin int) (*limits, error) {
 	p, err := limit.Start(command(), pin)
 	if errors.Is(err, limit.ErrNotMeasured) {
-		return &limits{why: err.Error()}, nil
+		return &limits{why: strings.TrimPrefix(err.Error(), limit.ErrNotMeasured.Error()+": ")}, nil
 	}
 	if err != nil {
 		return nil, err

@@ -215,12 +215,48 @@ func (o *Options) check() error {
 }
 
 // closeAll closes what a run started, keeping the first error in *err.
-func closeAll[C interface{ Close() error }](cs []C, err *error) {
+// Nil entries (what did not start) are skipped.
+func closeAll[C interface {
+	comparable
+	Close() error
+}](cs []C, err *error) {
+	var none C
 	for _, c := range cs {
+		if c == none {
+			continue
+		}
 		if cerr := c.Close(); cerr != nil && *err == nil {
 			*err = cerr
 		}
 	}
+}
+
+// startPeers starts a peer process per transport of o, with conns
+// connections each. A transport without a backend on this system (its
+// error matches errors.ErrUnsupported) gets a nil peer and, in why, the
+// reason; peers holds what started, also on error, for the caller to
+// close.
+func startPeers(o Options, peerCPU, conns int) (peers []*workload.Peer, why []string, err error) {
+	for _, tr := range o.Transports {
+		p, err := workload.StartConns(tr, o.Command(), peerCPU, conns)
+		if errors.Is(err, errors.ErrUnsupported) {
+			peers, why = append(peers, nil), append(why, err.Error())
+			continue
+		}
+		if err != nil {
+			return peers, why, err
+		}
+		peers, why = append(peers, p), append(why, "")
+	}
+	return peers, why, nil
+}
+
+// peerOrNil returns peers[i] as a runner, nil if it did not start.
+func peerOrNil(peers []*workload.Peer, i int) runner {
+	if peers[i] == nil {
+		return nil
+	}
+	return peers[i]
 }
 
 // Run starts a peer process per transport (and one for the limits) and
@@ -238,14 +274,10 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	peers := make([]*workload.Peer, 0, len(o.Transports))
+	peers, why, err := startPeers(o, peerCPU, 1)
 	defer func() { closeAll(peers, &err) }()
-	for _, tr := range o.Transports {
-		p, err := workload.Start(tr, o.Command(), peerCPU)
-		if err != nil {
-			return nil, err
-		}
-		peers = append(peers, p)
+	if err != nil {
+		return nil, err
 	}
 	var lim *limits
 	if o.Limits {
@@ -262,9 +294,11 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 		if lim != nil {
 			cells[i] = lim.cells(w)
 		}
-		for j, p := range peers {
-			if tr := o.Transports[j]; !w.RoundTrip || !tr.Buffered {
-				cells[i] = append(cells[i], &cell{w: w, row: transportRow(tr), peer: p})
+		for j, tr := range o.Transports {
+			if !w.RoundTrip || !tr.Buffered {
+				r := transportRow(tr)
+				r.notMeasured = why[j]
+				cells[i] = append(cells[i], &cell{w: w, row: r, peer: peerOrNil(peers, j)})
 			}
 		}
 		total += o.Rounds * len(cells[i])

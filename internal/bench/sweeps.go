@@ -58,6 +58,9 @@ type SweepResult struct {
 	// CPURatio its CPU per round trip over ours.
 	Ratio    float64 `json:"ratio,omitempty"`
 	CPURatio float64 `json:"cpu_ratio,omitempty"`
+	// NotMeasured says why a point has no figures: the transport has no
+	// backend on this system.
+	NotMeasured string `json:"not_measured,omitempty"`
 }
 
 // point accumulates one sweep point over one transport.
@@ -180,8 +183,14 @@ func sweepRatios(rs []SweepResult, perPoint int, idle bool) {
 			continue
 		}
 		base := grp[b]
+		if base.NotMeasured != "" {
+			continue
+		}
 		for k := range grp {
 			r := &grp[k]
+			if r.NotMeasured != "" {
+				continue
+			}
 			if idle {
 				r.Ratio = base.MedianNs / r.MedianNs
 			} else {
@@ -207,23 +216,24 @@ func RunIdle(ctx context.Context, o Options, gaps []time.Duration) (_ []SweepRes
 	if err != nil {
 		return nil, err
 	}
-	peers := make([]*workload.Peer, 0, len(o.Transports))
+	peers, why, err := startPeers(o, peerCPU, 1)
 	defer func() { closeAll(peers, &err) }()
-	for _, tr := range o.Transports {
-		p, err := workload.Start(tr, o.Command(), peerCPU)
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range peers {
 		// Warm up: the first round trips of a link pay for page faults.
-		if _, err := p.RoundTrips(SweepSize, 1000, nil); err != nil {
-			return nil, fmt.Errorf("warm up %s: %w", tr.Name, err)
+		if p == nil {
+			continue
 		}
-		peers = append(peers, p)
+		if _, err := p.RoundTrips(SweepSize, 1000, nil); err != nil {
+			return nil, fmt.Errorf("warm up %s: %w", o.Transports[i].Name, err)
+		}
 	}
 	var pts []*point
 	for _, g := range gaps {
 		for i, tr := range o.Transports {
-			pts = append(pts, &point{res: SweepResult{Transport: tr.Name, GapNs: g.Nanoseconds()}, peer: peers[i]})
+			pts = append(pts, &point{res: SweepResult{Transport: tr.Name, GapNs: g.Nanoseconds(), NotMeasured: why[i]}, peer: peers[i]})
 		}
 	}
 	err = sweep(ctx, o, pts, func(pt *point) string { return "idle " + time.Duration(pt.res.GapNs).String() },
@@ -249,13 +259,13 @@ func RunLinks(ctx context.Context, o Options, counts []int) (_ []SweepResult, er
 	defer func() { closeAll(peers, &err) }()
 	var pts []*point
 	for _, n := range counts {
-		for _, tr := range o.Transports {
-			p, err := workload.StartConns(tr, o.Command(), peerCPU, n)
-			if err != nil {
-				return nil, err
-			}
-			peers = append(peers, p)
-			pts = append(pts, &point{res: SweepResult{Transport: tr.Name, Links: n}, peer: p})
+		ps, why, err := startPeers(o, peerCPU, n)
+		peers = append(peers, ps...)
+		if err != nil {
+			return nil, err
+		}
+		for i, tr := range o.Transports {
+			pts = append(pts, &point{res: SweepResult{Transport: tr.Name, Links: n, NotMeasured: why[i]}, peer: ps[i]})
 		}
 	}
 	err = sweep(ctx, o, pts, func(pt *point) string { return fmt.Sprintf("%d links", pt.res.Links) },
@@ -277,6 +287,9 @@ func sweep(ctx context.Context, o Options, pts []*point, name func(*point) strin
 			}
 			if o.Progress != nil {
 				o.Progress(Progress{done, total, r + 1, name(pt), pt.res.Transport})
+			}
+			if pt.res.NotMeasured != "" {
+				continue
 			}
 			if err := measure(pt, o.Duration); err != nil {
 				if ctx.Err() != nil {

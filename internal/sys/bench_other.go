@@ -15,9 +15,5 @@ func InheritFile(Handle) (*os.File, error) { return nil, ErrUnsupported }
 // the handle only closes the file.
 func InheritedHandle(f *os.File) Handle { return Handle{f} }
 
-// ProcessCPUTime returns the CPU time this process has used; not measured
-// here.
-func ProcessCPUTime() (time.Duration, error) { return 0, ErrUnsupported }
-
 // SleepThread pauses for d.
 func SleepThread(d time.Duration) { time.Sleep(d) }

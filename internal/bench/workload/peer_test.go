@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// streamTransports are this package's transports; the test binary,
+// streamTransports are this system's transports; the test binary,
 // re-executed, is their peer.
-var streamTransports = []*Transport{Unix, UnixBuffered, Pipe, PipeBuffered, TCP, TCPBuffered}
+var streamTransports = Competitors
 
 func TestMain(m *testing.M) {
 	if PeerRequested() {
@@ -61,7 +61,7 @@ func TestPeer(t *testing.T) {
 func TestPeerConns(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Stderr = os.Stderr
-	p, err := StartConns(Unix, cmd, -1, 4)
+	p, err := StartConns(Plain, cmd, -1, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -200,10 +200,16 @@ func (p *Peer) PingPong(n int, lat []time.Duration) (time.Duration, error) {
 const GroupSize = 64
 
 // Ring sends n messages of size bytes through the bare ring and returns
-// the time until the child consumed the last.
-func (p *Peer) Ring(size, n int) (time.Duration, error) {
-	if size > RingSize/2 {
-		return 0, fmt.Errorf("bare ring: message of %d bytes over half the ring", size)
+// the time until the child consumed the last. With chunk > 0, a larger
+// message goes as records of chunk bytes, which the reader copies out
+// while the writer fills the next, as shmlink streams a large message;
+// otherwise each message is one record.
+func (p *Peer) Ring(size, n, chunk int) (time.Duration, error) {
+	if size > RingSize/2 || chunk > RingSize/4 {
+		return 0, fmt.Errorf("bare ring: message of %d bytes over half the ring, or chunks of %d over a quarter", size, chunk)
+	}
+	if chunk <= 0 || chunk > size {
+		chunk = size
 	}
 	if len(p.msg) < size {
 		p.msg = make([]byte, size)
@@ -214,7 +220,6 @@ func (p *Peer) Ring(size, n int) (time.Duration, error) {
 	msg := p.msg[:size]
 	head, tailW := word(p.mem, offHead), word(p.mem, offTail)
 	data := p.mem[offData:]
-	rec := uint64(hdrLen + align8(size))
 	if err := p.command(opRing, uint64(size), uint64(n)); err != nil {
 		return 0, err
 	}
@@ -222,31 +227,40 @@ func (p *Peer) Ring(size, n int) (time.Duration, error) {
 	pos, tail := p.head, tailW.Load()
 	published := pos
 	for i := range n {
-		off := pos & (RingSize - 1)
-		need := rec
-		if off+rec > RingSize {
-			need += RingSize - off // a pad to the end, then the record at 0
-		}
-		if pos+need-tail > RingSize {
-			if pos != published {
-				head.Store(pos) // the reader may be waiting for these
+		for at := 0; ; {
+			piece := msg[at:min(at+chunk, size)]
+			rec := uint64(hdrLen + align8(len(piece)))
+			off := pos & (RingSize - 1)
+			need := rec
+			if off+rec > RingSize {
+				need += RingSize - off // a pad to the end, then the record at 0
+			}
+			if pos+need-tail > RingSize {
+				if pos != published {
+					head.Store(pos) // the reader may be waiting for these
+					published = pos
+				}
+				for pos+need-tail > RingSize {
+					tail = tailW.Load()
+				}
+			}
+			if need != rec {
+				binary.LittleEndian.PutUint64(data[off:], padMarker)
+				pos += RingSize - off
+				off = 0
+			}
+			binary.LittleEndian.PutUint64(data[off:], uint64(len(piece)))
+			copy(data[off+hdrLen:], piece)
+			pos += rec
+			at += len(piece)
+			last := at >= size
+			if pos-published >= Batch || last && i == n-1 {
+				head.Store(pos)
 				published = pos
 			}
-			for pos+need-tail > RingSize {
-				tail = tailW.Load()
+			if last {
+				break
 			}
-		}
-		if need != rec {
-			binary.LittleEndian.PutUint64(data[off:], padMarker)
-			pos += RingSize - off
-			off = 0
-		}
-		binary.LittleEndian.PutUint64(data[off:], uint64(size))
-		copy(data[off+hdrLen:], msg)
-		pos += rec
-		if pos-published >= Batch || i == n-1 {
-			head.Store(pos)
-			published = pos
 		}
 	}
 	for tailW.Load() != pos {
@@ -361,12 +375,14 @@ func (c *child) pingPong(last, count uint64) uint64 {
 	return count
 }
 
-// ring consumes count messages, copying each out and checking its length.
-// The parent is trusted no further than the bounds of the ring.
+// ring consumes count messages of size bytes, each one record or several
+// whose lengths add up to size, copying each out. The parent is trusted no
+// further than the bounds of the ring and of the message.
 func (c *child) ring(size, count uint64) (uint64, error) {
 	head, tailW := word(c.mem, offHead), word(c.mem, offTail)
 	data := c.mem[offData:]
 	pos, avail, told := c.tail, c.tail, c.tail
+	acc := uint64(0) // bytes of the current message so far
 	for got := uint64(0); got < count; {
 		if avail == pos {
 			if pos != told {
@@ -386,16 +402,19 @@ func (c *child) ring(size, count uint64) (uint64, error) {
 			pos += RingSize - off
 			continue
 		}
-		if n != size || off+hdrLen+n > RingSize || avail-pos < hdrLen+n {
-			return got, fmt.Errorf("bad message of %d bytes at %d, want %d", n, off, size)
+		if n > size-acc || off+hdrLen+n > RingSize || avail-pos < hdrLen+n {
+			return got, fmt.Errorf("bad record of %d bytes at %d, %d of a %d-byte message so far", n, off, acc, size)
 		}
-		copy(c.buf, data[off+hdrLen:off+hdrLen+n])
+		copy(c.buf[acc:], data[off+hdrLen:off+hdrLen+n])
+		acc += n
 		pos += uint64(hdrLen + align8(int(n)))
 		if pos-told >= Batch {
 			tailW.Store(pos)
 			told = pos
 		}
-		got++
+		if acc == size {
+			got, acc = got+1, 0
+		}
 	}
 	tailW.Store(pos)
 	c.tail = pos

@@ -66,19 +66,23 @@ func TestPingPong(t *testing.T) {
 }
 
 // TestRing streams through the bare ring with sizes that wrap it at
-// every alignment, including a pad at the very end, and switches sizes
-// between commands.
+// every alignment, including a pad at the very end, whole and in chunks,
+// and switches sizes between commands.
 func TestRing(t *testing.T) {
 	p := start(t)
-	for _, c := range []struct{ size, n int }{
-		{64, 100000}, {0, 10}, {4 << 10, 3000}, {RingSize/2 - 8, 9}, {1 << 20, 13}, {13, 70000}, {64 << 10, 200}, {64, 0},
+	for _, c := range []struct{ size, n, chunk int }{
+		{64, 100000, 0}, {0, 10, 0}, {0, 10, 4096}, {4 << 10, 3000, 0}, {RingSize/2 - 8, 9, 0}, {1 << 20, 13, 0},
+		{1 << 20, 13, 256 << 10}, {1<<20 + 5, 11, 300 << 10}, {13, 70000, 0}, {64 << 10, 200, 0}, {64 << 10, 200, 1 << 20}, {64, 0, 0},
 	} {
-		if _, err := p.Ring(c.size, c.n); err != nil {
-			t.Fatalf("%d messages of %d bytes: %v", c.n, c.size, err)
+		if _, err := p.Ring(c.size, c.n, c.chunk); err != nil {
+			t.Fatalf("%d messages of %d bytes in chunks of %d: %v", c.n, c.size, c.chunk, err)
 		}
 	}
-	if _, err := p.Ring(RingSize/2+1, 1); err == nil {
+	if _, err := p.Ring(RingSize/2+1, 1, 0); err == nil {
 		t.Error("a message over half the ring was accepted")
+	}
+	if _, err := p.Ring(1<<20, 1, RingSize/4+1); err == nil {
+		t.Error("a chunk over a quarter of the ring was accepted")
 	}
 }
 

@@ -345,10 +345,11 @@ limit rows: ping-pong = one cache line bounced between two processes, both
 spinning (its latency is the mean over 64 round trips); bare ring = a 4 MiB
 ring in shared memory, one copy in and one copy out per message behind a
 length, both spinning, published per 64 KiB (bare ring/256K: messages over
-256 KiB in chunks of it); memcpy = one process copying each message once. A limit's figures are near-best: the 90th percentile of
-its batches, the ping-pong's the 10th of its 64-round-trip groups (its p99
-is theirs): a bare spinner stalls whole time slices when a third thread
-wants its CPU, and only ever loses by it.
+256 KiB in chunks of it); memcpy = one process copying each message once.
+A limit's figures are near-best: the 90th percentile of its batches, the
+ping-pong's the 10th of its 64-round-trip groups (its p99 is theirs): a bare
+spinner stalls whole time slices when a third thread wants its CPU, and
+only ever loses by it.
 vs base: the ratio to the row marked base, above 1 is better; for round trips
 the %[5]s row, for one way the fastest transport other than shmlink.
 vs limit: the same ratio to the row marked limit: the ping-pong (round trips)

@@ -358,8 +358,9 @@ msg/s of a round trip row counts round trips.
 `
 
 const sweepLegend = `
-CPU/RT: user and system time of both processes per round trip (the idle
-sweep's includes the driver's sleep calls, alike for every transport).
+CPU/RT: user and system time of both processes per round trip; the idle
+sweep's includes the pause's own cost, alike for every transport: its
+"pause only" row is that cost by itself, the pauses alone in this process.
 vs %[1]s: the %[1]s row's latency over ours (idle) or our round trips/s
 over its (links); CPU vs %[1]s: its CPU per round trip over ours; above 1 is
 better.
@@ -424,6 +425,10 @@ func idleTable(w io.Writer, rs []bench.SweepResult) error {
 		last = x.GapNs
 		if x.NotMeasured != "" {
 			fmt.Fprintf(tw, "%s\t%s\tnot measured\t\t\t\t\t\t\n", gap, x.Transport)
+			continue
+		}
+		if x.Transport == bench.PauseOnly {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t%s\t\t\t\n", gap, x.Transport, micros(x.MeanGapNs), cpuString(x.CPUPerRTNs))
 			continue
 		}
 		if x.GapNs > 0 {

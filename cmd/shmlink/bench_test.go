@@ -149,7 +149,7 @@ func checkPlacement(t *testing.T, what string, p bench.Placement) {
 		return
 	}
 	if p.PingPongNs <= 0 || p.MinNs > p.PingPongNs || p.MaxNs < p.PingPongNs ||
-		!slices.Contains([]string{"near", "distant", "moved"}, p.Where) {
+		!slices.Contains([]string{"near", "distant", "contended", "moved"}, p.Where) {
 		t.Errorf("%s: placement %+v", what, p)
 	}
 }
@@ -188,6 +188,28 @@ func TestBenchSweepsJSON(t *testing.T) {
 			rep.Main != nil, rep.Idle != nil, rep.Links != nil, rep.Rings != nil)
 	}
 	names := []string{bench.Subject, workload.Plain.Name}
+	// pauses takes the idle sweep's pause-only rows out, one after the
+	// transports of each gap but 0, and checks them.
+	pauses := func(s *sweepSection) {
+		var rest []bench.SweepResult
+		seen := 0
+		for _, r := range s.Results {
+			if r.Transport != bench.PauseOnly {
+				rest = append(rest, r)
+				continue
+			}
+			seen++
+			if r.GapNs <= 0 || r.MeanGapNs < float64(r.GapNs) || r.RoundTrips <= 0 || r.Ratio != 0 ||
+				sys.Supported && r.CPUPerRTNs <= 0 {
+				t.Errorf("pause-only row %+v", r)
+			}
+		}
+		if seen != len(bench.IdleGaps)-1 {
+			t.Errorf("%d pause-only rows, want %d", seen, len(bench.IdleGaps)-1)
+		}
+		s.Results = rest
+	}
+	pauses(rep.Idle)
 	check := func(what string, s *sweepSection, n int, point func(i int, r bench.SweepResult) bool) {
 		checkPlacement(t, what+" before", s.Placement)
 		checkPlacement(t, what+" after", s.After)
@@ -306,6 +328,7 @@ func TestBenchTable(t *testing.T) {
 		Idle: &sweepSection{section: section{Rounds: 1, DurationNs: 1e9, Placement: place}, After: bench.Placement{PingPongNs: 400, MinNs: 390, MaxNs: 410, Where: "distant"}, Results: []bench.SweepResult{
 			{Transport: "shmlink", GapNs: 1e6, MeanGapNs: 1.06e6, RoundTrips: 900, MedianNs: 30e3, P99Ns: 90e3, RTPerSec: 3e4, CPUPerRTNs: 40e3, Ratio: 0.8, CPURatio: 0.5},
 			{Transport: "unix", GapNs: 1e6, MeanGapNs: 1.07e6, RoundTrips: 900, MedianNs: 24e3, P99Ns: 80e3, RTPerSec: 4e4, CPUPerRTNs: 20e3, Ratio: 1, CPURatio: 1},
+			{Transport: bench.PauseOnly, GapNs: 1e6, MeanGapNs: 1.05e6, RoundTrips: 200, CPUPerRTNs: 9e3},
 		}},
 		Links: &sweepSection{section: section{Rounds: 1, DurationNs: 1e8, Placement: place}, After: place, Results: []bench.SweepResult{
 			{Transport: "shmlink", Links: 32, RoundTrips: 1000, RTPerSec: 9e5, Ratio: 3},
@@ -332,6 +355,7 @@ func TestBenchTable(t *testing.T) {
 		{"pause", "transport", "measured pause", "median", "CPU/RT", "vs unix", "CPU vs unix"},
 		{"1ms", "shmlink", "1060.00 µs", "30.00 µs", "90.00 µs", "40.00 µs", "0.80×", "0.50×"},
 		{"unix", "1070.00 µs", "24.00 µs", "20.00 µs", "1.00×"},
+		{"pause only", "1050.00 µs", "9.00 µs"},
 		{"links busy at once"},
 		{"32", "shmlink", "900.00 k", "n/a", "3.00×"},
 		{"CPU/RT: user and system time"},
@@ -354,6 +378,7 @@ func TestPlacementString(t *testing.T) {
 		{bench.Placement{PingPongNs: 110, MinNs: 100, MaxNs: 120, Where: "near"}, "bare ping-pong 0.11 µs: vCPUs near"},
 		{bench.Placement{PingPongNs: 300, MinNs: 110, MaxNs: 420, Where: "moved"}, "vCPUs moved (rounds from 0.11 to 0.42 µs)"},
 		{bench.Placement{NotMeasured: "no backend"}, "placement not measured (no backend)"},
+		{bench.Placement{PingPongNs: 3000, MinNs: 2500, MaxNs: 4000, Where: "contended"}, "3.00 µs: contended"},
 	} {
 		if got := c.p.String(); !strings.Contains(got, c.want) {
 			t.Errorf("%+v: %q, want %q in it", c.p, got, c.want)

@@ -45,6 +45,11 @@ const (
 // near each other (about 0.1 µs here, against about 0.4 µs distant).
 const NearNs = 250
 
+// ContendedNs is the bare ping-pong time above which the two processes
+// did not run at once: a third thread held one of the CPUs, and a round
+// trip waited for time slices instead of a cache line.
+const ContendedNs = 2000
+
 // limits are the limit rows' runners. peer is nil where the system could
 // not run the two-process limits; why says why.
 type limits struct {
@@ -130,8 +135,8 @@ type Placement struct {
 	PingPongNs float64 `json:"ping_pong_ns,omitempty"`
 	MinNs      float64 `json:"min_ns,omitempty"`
 	MaxNs      float64 `json:"max_ns,omitempty"`
-	// Where is "near" or "distant" (see NearNs), or "moved" if the rounds
-	// disagree.
+	// Where is "near" or "distant" (see NearNs), "contended" (see
+	// ContendedNs), or "moved" if the rounds disagree.
 	Where string `json:"where,omitempty"`
 	// NotMeasured says why there is no figure.
 	NotMeasured string `json:"not_measured,omitempty"`
@@ -148,12 +153,16 @@ func PlacementOf(rs []Result) Placement {
 		return Placement{NotMeasured: r.NotMeasured}
 	}
 	p := Placement{PingPongNs: r.MedianNs, MinNs: slices.Min(r.RoundNs), MaxNs: slices.Max(r.RoundNs)}
-	switch {
-	case p.MaxNs < NearNs:
-		p.Where = "near"
-	case p.MinNs >= NearNs:
-		p.Where = "distant"
-	default:
+	class := func(ns float64) string {
+		switch {
+		case ns < NearNs:
+			return "near"
+		case ns < ContendedNs:
+			return "distant"
+		}
+		return "contended"
+	}
+	if p.Where = class(p.MinNs); class(p.MaxNs) != p.Where {
 		p.Where = "moved"
 	}
 	return p
@@ -165,6 +174,9 @@ func (p Placement) String() string {
 		return "placement not measured (" + p.NotMeasured + ")"
 	}
 	s := fmt.Sprintf("bare ping-pong %.2f µs: vCPUs %s", p.PingPongNs/1e3, p.Where)
+	if p.Where == "contended" {
+		s = fmt.Sprintf("bare ping-pong %.2f µs: contended, the two processes rarely ran at once", p.PingPongNs/1e3)
+	}
 	if p.Where == "moved" {
 		s += fmt.Sprintf(" (rounds from %.2f to %.2f µs)", p.MinNs/1e3, p.MaxNs/1e3)
 	}

@@ -76,3 +76,22 @@ func TestResultsNoBaseline(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a > b*(1-1e-9) && a < b*(1+1e-9) }
+
+// TestPlacementOf checks how the ping-pong's rounds classify a run.
+func TestPlacementOf(t *testing.T) {
+	for _, c := range []struct {
+		rounds []float64
+		where  string
+	}{
+		{[]float64{100, 120}, "near"}, {[]float64{400, 450}, "distant"}, {[]float64{110, 420}, "moved"},
+		{[]float64{3000, 9000}, "contended"}, {[]float64{400, 3000}, "moved"},
+	} {
+		p := PlacementOf([]Result{{Transport: LimitPingPong, Limit: true, MedianNs: c.rounds[0], RoundNs: c.rounds}})
+		if p.Where != c.where || p.MinNs != c.rounds[0] || p.MaxNs != c.rounds[1] {
+			t.Errorf("rounds %v: %+v, want %s", c.rounds, p, c.where)
+		}
+	}
+	if p := PlacementOf(nil); p.NotMeasured == "" {
+		t.Errorf("no ping-pong: %+v", p)
+	}
+}

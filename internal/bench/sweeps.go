@@ -170,42 +170,70 @@ func (pt *point) finish() SweepResult {
 	if r.RoundTrips > 0 && r.GapNs > 0 {
 		r.MeanGapNs = float64(pt.gaps) / float64(r.RoundTrips)
 	}
+	if r.Transport == PauseOnly {
+		r.RTPerSec = 0 // pauses, not round trips
+	}
 	return r
 }
 
-// sweepRatios sets each result's ratios to the unix socket's result of the
-// same point; rs holds the points in groups of one per transport.
-func sweepRatios(rs []SweepResult, perPoint int, idle bool) {
-	for g := 0; g+perPoint <= len(rs); g += perPoint {
-		grp := rs[g : g+perPoint]
-		b := slices.IndexFunc(grp, func(r SweepResult) bool { return r.Transport == RoundTripBaseline })
-		if b < 0 {
+// sweepRatios sets each result's ratios to the RoundTripBaseline's result
+// of the same point (the same gap or link count); PauseOnly rows have none.
+func sweepRatios(rs []SweepResult, idle bool) {
+	for k := range rs {
+		r := &rs[k]
+		if r.Transport == PauseOnly || r.NotMeasured != "" {
 			continue
 		}
-		base := grp[b]
-		if base.NotMeasured != "" {
+		b := slices.IndexFunc(rs, func(x SweepResult) bool {
+			return x.Transport == RoundTripBaseline && x.GapNs == r.GapNs && x.Links == r.Links
+		})
+		if b < 0 || rs[b].NotMeasured != "" {
 			continue
 		}
-		for k := range grp {
-			r := &grp[k]
-			if r.NotMeasured != "" {
-				continue
-			}
-			if idle {
-				r.Ratio = base.MedianNs / r.MedianNs
-			} else {
-				r.Ratio = r.RTPerSec / base.RTPerSec
-			}
-			if r.CPUPerRTNs > 0 && base.CPUPerRTNs > 0 {
-				r.CPURatio = base.CPUPerRTNs / r.CPUPerRTNs
-			}
+		base := rs[b]
+		if idle {
+			r.Ratio = base.MedianNs / r.MedianNs
+		} else {
+			r.Ratio = r.RTPerSec / base.RTPerSec
+		}
+		if r.CPUPerRTNs > 0 && base.CPUPerRTNs > 0 {
+			r.CPURatio = base.CPUPerRTNs / r.CPUPerRTNs
 		}
 	}
 }
 
+// PauseOnly names the idle sweep's row of each pause by itself, no round
+// trip: what the pauses cost this process, to read the others' CPU time
+// against.
+const PauseOnly = "pause only"
+
+// measurePause pauses for about d/4 and records the CPU time per pause.
+func (pt *point) measurePause(d time.Duration) error {
+	gap := time.Duration(pt.res.GapNs)
+	cpu0, err0 := sys.ProcessCPUTime()
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d/4 {
+		sys.SleepThread(gap)
+		n++
+	}
+	el := time.Since(start)
+	cpu1, err1 := sys.ProcessCPUTime()
+	pt.res.RoundTrips += n
+	pt.gaps += el
+	if err0 != nil || err1 != nil {
+		pt.noCPU = true
+	} else {
+		pt.cpus = append(pt.cpus, float64(cpu1-cpu0)/float64(n))
+	}
+	pt.rates = append(pt.rates, float64(n)/el.Seconds())
+	return nil
+}
+
 // RunIdle measures 64 B round trips over every transport of o (one peer
 // process each) with each of gaps as the pause before every request: the
-// receiver has been idle that long when a request comes. o.Duration is the
+// receiver has been idle that long when a request comes. After the
+// transports of each gap but 0 comes a PauseOnly row. o.Duration is the
 // wall time of one point over one transport; Workloads and Limits are not
 // used.
 func RunIdle(ctx context.Context, o Options, gaps []time.Duration) (_ []SweepResult, err error) {
@@ -235,13 +263,21 @@ func RunIdle(ctx context.Context, o Options, gaps []time.Duration) (_ []SweepRes
 		for i, tr := range o.Transports {
 			pts = append(pts, &point{res: SweepResult{Transport: tr.Name, GapNs: g.Nanoseconds(), NotMeasured: why[i]}, peer: peers[i]})
 		}
+		if g > 0 {
+			pts = append(pts, &point{res: SweepResult{Transport: PauseOnly, GapNs: g.Nanoseconds()}})
+		}
 	}
 	err = sweep(ctx, o, pts, func(pt *point) string { return "idle " + time.Duration(pt.res.GapNs).String() },
-		(*point).measureIdle)
+		func(pt *point, d time.Duration) error {
+			if pt.peer == nil {
+				return pt.measurePause(d)
+			}
+			return pt.measureIdle(d)
+		})
 	if err != nil {
 		return nil, err
 	}
-	return finishSweep(pts, len(o.Transports), true), nil
+	return finishSweep(pts, true), nil
 }
 
 // RunLinks measures 64 B round trips on counts links at once over every
@@ -273,7 +309,7 @@ func RunLinks(ctx context.Context, o Options, counts []int) (_ []SweepResult, er
 	if err != nil {
 		return nil, err
 	}
-	return finishSweep(pts, len(o.Transports), false), nil
+	return finishSweep(pts, false), nil
 }
 
 // sweep measures every point, round by round.
@@ -302,11 +338,11 @@ func sweep(ctx context.Context, o Options, pts []*point, name func(*point) strin
 	return nil
 }
 
-func finishSweep(pts []*point, perPoint int, idle bool) []SweepResult {
+func finishSweep(pts []*point, idle bool) []SweepResult {
 	rs := make([]SweepResult, len(pts))
 	for i, pt := range pts {
 		rs[i] = pt.finish()
 	}
-	sweepRatios(rs, perPoint, idle)
+	sweepRatios(rs, idle)
 	return rs
 }

@@ -192,39 +192,38 @@ func runBench(args []string) error {
 		return bench.ProbePlacement(ctx, command, pin, 3, 20*time.Millisecond)
 	}
 	sweepTransports := bench.SweepTransports(ring)
-	if secs[sectionIdle] {
-		x := opts(3, 1, time.Second, 100*time.Millisecond)
+	// sweep runs one sweep between two placement readings.
+	sweep := func(x bench.Options, run func(context.Context, bench.Options) ([]bench.SweepResult, error)) (*sweepSection, error) {
 		x.Transports = sweepTransports
 		before, err := probe()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		res, err := bench.RunIdle(ctx, x, bench.IdleGaps)
+		res, err := run(ctx, x)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		after, err := probe()
 		if err != nil {
+			return nil, err
+		}
+		return &sweepSection{section: newSection(x, before), After: after, Results: res}, nil
+	}
+	if secs[sectionIdle] {
+		idle := func(ctx context.Context, x bench.Options) ([]bench.SweepResult, error) {
+			return bench.RunIdle(ctx, x, bench.IdleGaps)
+		}
+		if rep.Idle, err = sweep(opts(3, 1, time.Second, 100*time.Millisecond), idle); err != nil {
 			return err
 		}
-		rep.Idle = &sweepSection{section: newSection(x, before), After: after, Results: res}
 	}
 	if secs[sectionLinks] {
-		x := opts(3, 1, 250*time.Millisecond, 40*time.Millisecond)
-		x.Transports = sweepTransports
-		before, err := probe()
-		if err != nil {
+		links := func(ctx context.Context, x bench.Options) ([]bench.SweepResult, error) {
+			return bench.RunLinks(ctx, x, bench.LinkCounts)
+		}
+		if rep.Links, err = sweep(opts(3, 1, 250*time.Millisecond, 40*time.Millisecond), links); err != nil {
 			return err
 		}
-		res, err := bench.RunLinks(ctx, x, bench.LinkCounts)
-		if err != nil {
-			return err
-		}
-		after, err := probe()
-		if err != nil {
-			return err
-		}
-		rep.Links = &sweepSection{section: newSection(x, before), After: after, Results: res}
 	}
 	if secs[sectionRing] {
 		x := opts(3, 1, 250*time.Millisecond, 40*time.Millisecond)

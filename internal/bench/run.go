@@ -254,6 +254,16 @@ func startPeers(o Options, peerCPU, conns int) (peers []*workload.Peer, why []st
 	return peers, why, nil
 }
 
+// start pins this process as o asks and starts the peers (see
+// startPeers), returning the peers' CPU too.
+func (o *Options) start(conns int) (peerCPU int, peers []*workload.Peer, why []string, err error) {
+	if peerCPU, err = o.peerCPU(); err != nil {
+		return 0, nil, nil, err
+	}
+	peers, why, err = startPeers(*o, peerCPU, conns)
+	return peerCPU, peers, why, err
+}
+
 // peerOrNil returns peers[i] as a runner, nil if it did not start.
 func peerOrNil(peers []*workload.Peer, i int) runner {
 	if peers[i] == nil {
@@ -273,11 +283,7 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 	if works == nil {
 		works = Workloads
 	}
-	peerCPU, err := o.peerCPU()
-	if err != nil {
-		return nil, err
-	}
-	peers, why, err := startPeers(o, peerCPU, 1)
+	peerCPU, peers, why, err := o.start(1)
 	defer func() { closeAll(peers, &err) }()
 	if err != nil {
 		return nil, err

@@ -240,11 +240,7 @@ func RunIdle(ctx context.Context, o Options, gaps []time.Duration) (_ []SweepRes
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	peerCPU, err := o.peerCPU()
-	if err != nil {
-		return nil, err
-	}
-	peers, why, err := startPeers(o, peerCPU, 1)
+	_, peers, why, err := o.start(1)
 	defer func() { closeAll(peers, &err) }()
 	if err != nil {
 		return nil, err

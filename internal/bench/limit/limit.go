@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,8 @@ type Peer struct {
 	msg      []byte // what the ring carries, a fixed pattern
 	cmdBuf   [cmdLen]byte
 	replyBuf [8]byte
-	exited   chan error
+	exited   chan struct{} // closed when the child has exited
+	waitErr  error         // the child's exit, once exited is closed
 }
 
 // PeerRequested reports whether this process was started by Start, and so
@@ -99,7 +101,7 @@ func Start(cmd *exec.Cmd, pin int) (_ *Peer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: shared memory: %w", ErrNotMeasured, err)
 	}
-	p := &Peer{seg: seg, mem: seg.Mem(), exited: make(chan error, 1)}
+	p := &Peer{seg: seg, mem: seg.Mem(), exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -132,7 +134,10 @@ func Start(cmd *exec.Cmd, pin int) (_ *Peer, err error) {
 		return nil, fmt.Errorf("start limit peer: %w", err)
 	}
 	p.proc = cmd
-	go func() { p.exited <- cmd.Wait() }()
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
 	return p, nil
 }
 
@@ -181,7 +186,10 @@ func (p *Peer) PingPong(n int, lat []time.Duration) (time.Duration, error) {
 	for i := range n {
 		p.seq++
 		ping.Store(p.seq)
-		for pong.Load() != p.seq {
+		for w := p.watch(); pong.Load() != p.seq; {
+			if err := w.check(); err != nil {
+				return 0, err
+			}
 		}
 		if lat != nil && ((i+1)%GroupSize == 0 || i == n-1) {
 			now := time.Now()
@@ -240,8 +248,13 @@ func (p *Peer) Ring(size, n, chunk int) (time.Duration, error) {
 					head.Store(pos) // the reader may be waiting for these
 					published = pos
 				}
-				for pos+need-tail > RingSize {
-					tail = tailW.Load()
+				for w := p.watch(); pos+need-tail > RingSize; {
+					if tail = tailW.Load(); tail > pos {
+						return 0, fmt.Errorf("limit peer: consumed %d of %d bytes written", tail, pos)
+					}
+					if err := w.check(); err != nil {
+						return 0, err
+					}
 				}
 			}
 			if need != rec {
@@ -263,11 +276,47 @@ func (p *Peer) Ring(size, n, chunk int) (time.Duration, error) {
 			}
 		}
 	}
-	for tailW.Load() != pos {
+	for w := p.watch(); tailW.Load() != pos; {
+		if err := w.check(); err != nil {
+			return 0, err
+		}
 	}
 	el := time.Since(start)
 	p.head = pos
 	return el, p.waitDone(uint64(n))
+}
+
+// spinTimeout bounds a wait for the child inside a measurement: far
+// longer than any batch, short enough that a wedged child fails the run.
+const spinTimeout = 10 * time.Second
+
+// spinWatch keeps a spin loop from outliving the child: every 1<<16
+// turns it checks that the child still runs and the wait has not passed
+// its deadline.
+type spinWatch struct {
+	p        *Peer
+	n        uint
+	deadline time.Time
+}
+
+func (p *Peer) watch() spinWatch { return spinWatch{p: p} }
+
+func (w *spinWatch) check() error {
+	if w.n++; w.n&(1<<16-1) != 0 {
+		return nil
+	}
+	if w.deadline.IsZero() {
+		w.deadline = time.Now().Add(spinTimeout)
+	}
+	select {
+	case <-w.p.exited:
+		return fmt.Errorf("limit peer exited: %v", w.p.waitErr)
+	default:
+	}
+	if time.Now().After(w.deadline) {
+		return fmt.Errorf("limit peer: no progress within %v", spinTimeout)
+	}
+	return nil
 }
 
 func align8(n int) int { return (n + 7) &^ 7 }
@@ -281,9 +330,9 @@ func (p *Peer) Close() error {
 	}
 	if p.proc != nil {
 		select {
-		case err := <-p.exited:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("limit peer: %w", err))
+		case <-p.exited:
+			if p.waitErr != nil {
+				errs = append(errs, fmt.Errorf("limit peer: %w", p.waitErr))
 			}
 		case <-time.After(10 * time.Second):
 			p.proc.Process.Kill()
@@ -313,6 +362,8 @@ func RunPeer() error {
 		if err := sys.PinProcess([]int{cpu}); err != nil {
 			return fmt.Errorf("limit peer: %w", err)
 		}
+		runtime.GOMAXPROCS(1) // one CPU: no second thread to contend for it
+
 	}
 	segFile, cmdR, readyW := os.NewFile(3, "limit-segment"), os.NewFile(4, "limit-commands"), os.NewFile(5, "limit-ready")
 	if segFile == nil || cmdR == nil || readyW == nil {

@@ -3,6 +3,7 @@ package limit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -11,7 +12,18 @@ import (
 	"github.com/shmlink/shmlink/internal/sys"
 )
 
+// envDie makes the child a fake that says it is ready for its first
+// command and exits, leaving the parent spinning.
+const envDie = "LIMIT_TEST_DIE"
+
 func TestMain(m *testing.M) {
+	if PeerRequested() && os.Getenv(envDie) != "" {
+		var cmd [cmdLen]byte
+		if _, err := io.ReadFull(os.NewFile(4, "commands"), cmd[:]); err == nil {
+			os.NewFile(5, "ready").Write([]byte{1})
+		}
+		os.Exit(0)
+	}
 	if PeerRequested() {
 		if err := RunPeer(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -93,5 +105,29 @@ func TestCopier(t *testing.T) {
 		if el := c.Copy(size, 10); el < 0 {
 			t.Fatalf("copy of %d bytes took %v", size, el)
 		}
+	}
+}
+
+// TestChildDies checks that a child that exits while the parent spins for
+// it fails the measurement instead of hanging it, in both limits.
+func TestChildDies(t *testing.T) {
+	for _, run := range []func(p *Peer) error{
+		func(p *Peer) error { _, err := p.PingPong(10, nil); return err },
+		func(p *Peer) error { _, err := p.Ring(1<<20, 100, 0); return err },
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envDie+"=1")
+		cmd.Stderr = os.Stderr
+		p, err := Start(cmd, -1)
+		if !sys.Supported {
+			t.Skip("no shared memory backend")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run(p); err == nil {
+			t.Error("a measurement with a dead child succeeded")
+		}
+		p.Close()
 	}
 }

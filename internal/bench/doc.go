@@ -9,4 +9,10 @@
 // batch, the strongest way to stream small messages over them. One-way
 // figures are compared with the fastest of these; round trips, which
 // buffering cannot help, with the plain unix socket.
+//
+// Every figure is also compared with the limit measured in the same run
+// (package limit): a bare ping-pong for round trips, whose time is also
+// the run's Placement, and a bare ring one way. RunIdle and RunLinks sweep
+// the regimes that a busy benchmark hides: a receiver idle between
+// requests and many links busy at once, with the CPU time they cost.
 package bench

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shmlink/shmlink"
@@ -12,10 +14,11 @@ import (
 const Subject = "shmlink"
 
 // RoundTripBaseline names the transport that the ratios of round trips
-// are relative to. Buffering cannot help a round trip, so the plain unix
-// socket is the usual alternative. One-way ratios are relative to the
-// fastest transport other than the Subject (see Result.Baseline).
-const RoundTripBaseline = "unix"
+// and of the sweeps are relative to. Buffering cannot help a round trip,
+// so the plain unix socket is the usual alternative (workload.Plain: a
+// named pipe on Windows). One-way ratios are relative to the fastest
+// transport other than the Subject (see Result.Baseline).
+var RoundTripBaseline = workload.Plain.Name
 
 // Shmlink is a shmlink link whose rings have ring bytes (0: the default).
 func Shmlink(ring int) *workload.Transport {
@@ -82,11 +85,54 @@ func (b *batchConn) Flush() error {
 }
 
 // Transports returns every transport of a run, shmlink's with the given
-// ring size: each stream transport writing every message at once, then
-// buffered.
+// ring size, then this system's competitors (workload.Competitors): each
+// stream transport writing every message at once, then buffered.
 func Transports(ring int) []*workload.Transport {
-	return []*workload.Transport{Shmlink(ring),
-		workload.Unix, workload.UnixBuffered,
-		workload.Pipe, workload.PipeBuffered,
-		workload.TCP, workload.TCPBuffered}
+	return append([]*workload.Transport{Shmlink(ring)}, workload.Competitors...)
+}
+
+// SweepTransports are the transports of the idle and links sweeps:
+// shmlink's and the plain alternative.
+func SweepTransports(ring int) []*workload.Transport {
+	return []*workload.Transport{Shmlink(ring), workload.Plain}
+}
+
+// RingTransports are the transports of the ring sweep: shmlink's with
+// each of SweepRings, and the plain alternative, written per message and
+// buffered.
+func RingTransports() []*workload.Transport {
+	var ts []*workload.Transport
+	for _, r := range SweepRings {
+		ts = append(ts, ShmlinkRing(r))
+	}
+	return append(ts, workload.Plain, workload.PlainBuffered)
+}
+
+// IsSubject reports whether a transport is shmlink's, at any ring size.
+func IsSubject(name string) bool {
+	return name == Subject || strings.HasPrefix(name, Subject+"-")
+}
+
+// SweepRings are the ring sizes of the ring sweep.
+var SweepRings = []int{256 << 10, 1 << 20, 4 << 20}
+
+// ShmlinkRing is Shmlink(ring) named for its ring size, for a run that
+// compares ring sizes: "shmlink-256K".
+func ShmlinkRing(ring int) *workload.Transport {
+	t := Shmlink(ring)
+	t.Name = fmt.Sprintf("%s-%dK", Subject, ring>>10)
+	if ring%(1<<20) == 0 {
+		t.Name = fmt.Sprintf("%s-%dM", Subject, ring>>20)
+	}
+	return t
+}
+
+// PeerTransports are every transport a peer process may be asked for: a
+// run's (Transports(ring)) and the ring sweep's.
+func PeerTransports(ring int) []*workload.Transport {
+	ts := Transports(ring)
+	for _, r := range SweepRings {
+		ts = append(ts, ShmlinkRing(r))
+	}
+	return ts
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
 )
 
 // Driver runs workloads against a peer that Serves the other end of its
@@ -104,6 +106,64 @@ func (d *Driver) OneWay(size, n int) (time.Duration, error) {
 		return 0, fmt.Errorf("bad ack %x for %d messages", d.in[:k], n)
 	}
 	return time.Since(start), nil
+}
+
+// RoundTripsIdle is RoundTrips with a pause of gap before each request,
+// the workload's think time: the peer has been idle that long when the
+// request comes. The pause is a thread sleep (sys.SleepThread) and is not
+// part of the time returned; lat, if not nil, must hold n. It also returns
+// the pauses' total, which overshoots n×gap by the timer's slack.
+func (d *Driver) RoundTripsIdle(size, n int, gap time.Duration, lat []time.Duration) (busy, idle time.Duration, err error) {
+	msg, err := d.prepare(command{opEcho, uint64(size), uint64(n)})
+	if err != nil {
+		return 0, 0, err
+	}
+	for i := range n {
+		t0 := time.Now()
+		if gap > 0 {
+			sys.SleepThread(gap)
+		}
+		t := time.Now()
+		idle += t.Sub(t0)
+		if err := d.send(msg); err != nil {
+			return 0, 0, fmt.Errorf("round trip %d: write: %w", i, err)
+		}
+		k, err := d.c.ReadMessageInto(d.in)
+		if err != nil {
+			return 0, 0, fmt.Errorf("round trip %d: read: %w", i, noEOF(err))
+		}
+		if k != size {
+			return 0, 0, fmt.Errorf("round trip %d: echo has %d bytes, sent %d", i, k, size)
+		}
+		el := time.Since(t)
+		busy += el
+		if lat != nil {
+			lat[i] = el
+		}
+	}
+	return busy, idle, nil
+}
+
+// PeerCPU returns the CPU time (user and system) that the peer process has
+// used so far, or an error wrapping sys.ErrUnsupported where its system
+// cannot tell.
+func (d *Driver) PeerCPU() (time.Duration, error) {
+	if err := d.send(command{op: opCPU}.encode(&d.cmdBuf)); err != nil {
+		return 0, fmt.Errorf("ask the peer's CPU time: %w", err)
+	}
+	var b [8]byte
+	k, err := d.c.ReadMessageInto(b[:])
+	if err != nil {
+		return 0, fmt.Errorf("read the peer's CPU time: %w", noEOF(err))
+	}
+	if k != 8 {
+		return 0, fmt.Errorf("peer's CPU time in %d bytes, want 8", k)
+	}
+	cpu := int64(binary.LittleEndian.Uint64(b[:]))
+	if cpu < 0 {
+		return 0, fmt.Errorf("peer's CPU time: %w", sys.ErrUnsupported)
+	}
+	return time.Duration(cpu), nil
 }
 
 // quit tells the peer to return from Serve.

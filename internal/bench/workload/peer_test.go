@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// streamTransports are this package's transports; the test binary,
+// streamTransports are this system's transports; the test binary,
 // re-executed, is their peer.
-var streamTransports = []*Transport{Unix, UnixBuffered, Pipe, PipeBuffered, TCP, TCPBuffered}
+var streamTransports = Competitors
 
 func TestMain(m *testing.M) {
 	if PeerRequested() {
@@ -52,5 +52,61 @@ func TestPeer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPeerConns runs round trips on several connections to one peer
+// process at once, asks for the peer's CPU time around them, and checks
+// that the idle round trips pause as asked.
+func TestPeerConns(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Stderr = os.Stderr
+	p, err := StartConns(Plain, cmd, -1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if len(p.Drivers) != 4 || p.Driver != p.Drivers[0] {
+		t.Fatalf("%d drivers, want 4, the first embedded", len(p.Drivers))
+	}
+	before, cpuErr := p.PeerCPU()
+	errs := make(chan error, len(p.Drivers))
+	for _, d := range p.Drivers {
+		go func() {
+			_, err := d.RoundTrips(64, 500, nil)
+			errs <- err
+		}()
+	}
+	for range p.Drivers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 5)
+	busy, idle, err := p.Drivers[2].RoundTripsIdle(64, len(lat), time.Millisecond, lat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle < 5*time.Millisecond || busy <= 0 || lat[4] <= 0 {
+		t.Errorf("idle round trips: busy %v, idle %v (want ≥ 5ms), last %v", busy, idle, lat[4])
+	}
+	after, err := p.PeerCPU()
+	if cpuErr != nil || err != nil {
+		t.Skipf("no CPU time here: %v, %v", cpuErr, err)
+	}
+	if after < before {
+		t.Errorf("peer CPU time went from %v to %v", before, after)
+	}
+}
+
+// TestStartConnsPipe checks that a transport of inherited descriptors
+// refuses several connections.
+func TestStartConnsPipe(t *testing.T) {
+	if _, err := StartConns(Pipe, exec.Command(os.Args[0], "-test.run=^$"), -1, 2); err == nil {
+		t.Fatal("two connections over pipes were accepted")
 	}
 }

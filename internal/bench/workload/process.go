@@ -18,6 +18,7 @@ const (
 	envTransport = "SHMLINK_BENCH_TRANSPORT"
 	envAddr      = "SHMLINK_BENCH_ADDR"
 	envPin       = "SHMLINK_BENCH_PIN"
+	envConns     = "SHMLINK_BENCH_CONNS"
 	// EnvPeerProfile, set by whoever runs a benchmark, makes each peer
 	// write a CPU profile to that path with the peer's pid appended.
 	EnvPeerProfile = "SHMLINK_BENCH_PEER_CPUPROFILE"
@@ -27,25 +28,38 @@ const (
 const startTimeout = 30 * time.Second
 
 // Peer is a peer process serving workloads over a transport, and the
-// driver for it.
+// driver for it: for its first connection, and in Drivers for each.
 type Peer struct {
 	*Driver
-	conn   Conn
-	ep     *Endpoint
-	dir    string
-	cmd    *exec.Cmd
-	exited chan error // gets cmd.Wait's result, then is closed
+	// Drivers has one driver per connection, Driver first; each may be
+	// used by its own goroutine.
+	Drivers []*Driver
+	conns   []Conn
+	ep      *Endpoint
+	dir     string
+	cmd     *exec.Cmd
+	exited  chan error // gets cmd.Wait's result, then is closed
 }
 
 // Start starts cmd as a peer process over tr and waits until it connected.
 // cmd must run RunPeer; Start adds to its environment and descriptors. With
 // pin >= 0, the peer pins itself to that CPU.
-func Start(tr *Transport, cmd *exec.Cmd, pin int) (_ *Peer, err error) {
+func Start(tr *Transport, cmd *exec.Cmd, pin int) (*Peer, error) {
+	return StartConns(tr, cmd, pin, 1)
+}
+
+// StartConns is Start with n connections to the one peer process, which
+// serves each on its own goroutine. A transport that hands the peer
+// descriptors (the pipes) has one connection only.
+func StartConns(tr *Transport, cmd *exec.Cmd, pin, n int) (_ *Peer, err error) {
+	if n < 1 {
+		return nil, fmt.Errorf("start %s peer: %d connections", tr.Name, n)
+	}
 	dir, err := os.MkdirTemp("", "shmlink-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("start %s peer: %w", tr.Name, err)
 	}
-	p := &Peer{dir: dir, cmd: cmd, exited: make(chan error, 1)}
+	p := &Peer{dir: dir, exited: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			p.cleanup()
@@ -55,7 +69,16 @@ func Start(tr *Transport, cmd *exec.Cmd, pin int) (_ *Peer, err error) {
 	if p.ep, err = tr.Listen(dir); err != nil {
 		return nil, err
 	}
-	cmd.Env = append(cmd.Environ(), envTransport+"="+tr.Name, envAddr+"="+p.ep.Addr)
+	if n > 1 && len(p.ep.Files) > 0 {
+		for _, f := range p.ep.Files {
+			f.Close()
+		}
+		if c, err := p.ep.Accept(); err == nil {
+			c.Close() // this process's ends, which Accept hands out at once
+		}
+		return nil, fmt.Errorf("%d connections over a transport of inherited descriptors", n)
+	}
+	cmd.Env = append(cmd.Environ(), envTransport+"="+tr.Name, envAddr+"="+p.ep.Addr, envConns+"="+strconv.Itoa(n))
 	if pin >= 0 {
 		cmd.Env = append(cmd.Env, envPin+"="+strconv.Itoa(pin))
 	}
@@ -65,40 +88,52 @@ func Start(tr *Transport, cmd *exec.Cmd, pin int) (_ *Peer, err error) {
 		f.Close()
 	}
 	if err != nil {
-		p.cmd = nil
 		return nil, err
 	}
+	p.cmd = cmd
 	go func() {
 		p.exited <- cmd.Wait()
 		close(p.exited)
 	}()
 	type accepted struct {
-		c   Conn
+		cs  []Conn
 		err error
 	}
 	acc := make(chan accepted, 1)
 	go func() {
-		c, err := p.ep.Accept()
-		acc <- accepted{c, err}
+		var a accepted
+		for range n {
+			c, err := p.ep.Accept()
+			if err != nil {
+				a.err = err
+				break
+			}
+			a.cs = append(a.cs, c)
+		}
+		acc <- a
 	}()
+	// keep takes what was accepted, for cleanup to close.
+	keep := func(a accepted) accepted {
+		p.conns = a.cs
+		return a
+	}
 	select {
 	case a := <-acc:
-		if a.err != nil {
+		if keep(a).err != nil {
 			return nil, a.err
 		}
-		p.conn, p.Driver = a.c, NewDriver(a.c)
+		for _, c := range a.cs {
+			p.Drivers = append(p.Drivers, NewDriver(c))
+		}
+		p.Driver = p.Drivers[0]
 		return p, nil
 	case err := <-p.exited:
 		p.ep.Close()
-		if a := <-acc; a.c != nil {
-			a.c.Close()
-		}
+		keep(<-acc)
 		return nil, fmt.Errorf("peer exited before connecting: %v", err)
 	case <-time.After(startTimeout):
 		p.ep.Close()
-		if a := <-acc; a.c != nil {
-			a.c.Close()
-		}
+		keep(<-acc)
 		return nil, fmt.Errorf("peer did not connect within %v", startTimeout)
 	}
 }
@@ -106,14 +141,17 @@ func Start(tr *Transport, cmd *exec.Cmd, pin int) (_ *Peer, err error) {
 // Close tells the peer to finish, waits for it to exit and releases
 // everything. It reports the peer's failure, if any.
 func (p *Peer) Close() error {
-	err := p.quit()
-	return errors.Join(err, p.cleanup())
+	var errs []error
+	for _, d := range p.Drivers {
+		errs = append(errs, d.quit())
+	}
+	return errors.Join(append(errs, p.cleanup())...)
 }
 
 func (p *Peer) cleanup() error {
 	var errs []error
-	if p.conn != nil {
-		errs = append(errs, p.conn.Close())
+	for _, c := range p.conns {
+		errs = append(errs, c.Close())
 	}
 	if p.ep != nil {
 		errs = append(errs, p.ep.Close())
@@ -167,15 +205,33 @@ func RunPeer(ts ...*Transport) error {
 		}
 		defer stop()
 	}
-	c, err := tr.Dial(os.Getenv(envAddr))
-	if err != nil {
-		return fmt.Errorf("bench peer: dial %s: %w", name, err)
+	n := 1
+	if s := os.Getenv(envConns); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			return fmt.Errorf("bench peer: bad connection count %q", s)
+		}
 	}
-	defer c.Close()
-	if err := Serve(c); err != nil {
-		return fmt.Errorf("bench peer over %s: %w", name, err)
+	errs := make(chan error, n)
+	for i := range n {
+		c, err := tr.Dial(os.Getenv(envAddr))
+		if err != nil {
+			return fmt.Errorf("bench peer: dial %s (connection %d): %w", name, i, err)
+		}
+		go func() {
+			defer c.Close()
+			if err := Serve(c); err != nil {
+				errs <- fmt.Errorf("bench peer over %s: %w", name, err)
+				return
+			}
+			errs <- nil
+		}()
 	}
-	return nil
+	var all []error
+	for range n {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 func startProfile(path string) (stop func(), err error) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/shmlink/shmlink/internal/sys"
 )
 
 // The driver tells the peer what comes next with a command message:
@@ -13,6 +15,7 @@ const (
 	opEcho = 1 // read count messages of size, sending each back
 	opSink = 2 // read count messages of size, then send an ack
 	opQuit = 3 // return
+	opCPU  = 4 // send the peer process's CPU time, in nanoseconds
 )
 
 const cmdLen = 24
@@ -35,7 +38,7 @@ func decodeCommand(b []byte) (command, error) {
 		return command{}, fmt.Errorf("command of %d bytes, want %d", len(b), cmdLen)
 	}
 	c := command{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:])}
-	if c.op < opEcho || c.op > opQuit || c.size > MaxSize {
+	if c.op < opEcho || c.op > opCPU || c.size > MaxSize {
 		return command{}, fmt.Errorf("bad command %+v", c)
 	}
 	return c, nil
@@ -62,6 +65,12 @@ func Serve(c Conn) error {
 		}
 		if cmd.op == opQuit {
 			return nil
+		}
+		if cmd.op == opCPU {
+			if err := sendCPU(c, flush); err != nil {
+				return err
+			}
+			continue
 		}
 		if uint64(len(buf)) < cmd.size {
 			buf = make([]byte, cmd.size)
@@ -129,6 +138,21 @@ func serve(c Conn, flush func() error, cmd command, buf []byte) error {
 		if err := send(c, flush, ack[:]); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
+	}
+	return nil
+}
+
+// sendCPU sends this process's CPU time, or -1 where the system cannot
+// tell it.
+func sendCPU(c Conn, flush func() error) error {
+	cpu, err := sys.ProcessCPUTime()
+	if err != nil {
+		cpu = -1
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(cpu))
+	if err := send(c, flush, b[:]); err != nil {
+		return fmt.Errorf("send CPU time: %w", err)
 	}
 	return nil
 }

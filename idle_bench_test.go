@@ -7,11 +7,11 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/bench/workload"
+	"github.com/shmlink/shmlink/internal/sys"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -137,7 +137,7 @@ func (p *idlePeer) run(b *testing.B, gap time.Duration) {
 	for range 50 {
 		p.roundTrip(b, gap)
 	}
-	peer0, self0 := p.peerCPU(b), cpuTime()
+	peer0, self0 := p.peerCPU(b), selfCPU()
 	var rt, slept time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -146,7 +146,7 @@ func (p *idlePeer) run(b *testing.B, gap time.Duration) {
 		rt += r
 	}
 	b.StopTimer()
-	self := cpuTime() - self0
+	self := selfCPU() - self0
 	peer := p.peerCPU(b) - peer0
 	n := float64(b.N)
 	b.ReportMetric(rt.Seconds()*1e6/n, "rt-µs")
@@ -159,12 +159,8 @@ func (p *idlePeer) roundTrip(b *testing.B, gap time.Duration) (slept, rt time.Du
 	t0 := time.Now()
 	if gap > 0 {
 		// Not time.Sleep: the runtime's timers wake at best a millisecond
-		// late here (its poller waits in milliseconds), which would turn
-		// every gap into at least 1 ms. nanosleep blocks this thread for the
-		// gap, as an idle client would be.
-		ts := syscall.NsecToTimespec(int64(gap))
-		for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
-		}
+		// late here, which would turn every gap into at least 1 ms.
+		sys.SleepThread(gap)
 	}
 	t1 := time.Now()
 	if err := p.c.WriteMessage(p.msg); err != nil {
@@ -185,13 +181,13 @@ func (p *idlePeer) close(b *testing.B) {
 	p.ep.Close()
 }
 
-// cpuTime is this process's user and system time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+// selfCPU is this process's user and system time.
+func selfCPU() time.Duration {
+	d, err := sys.ProcessCPUTime()
+	if err != nil {
 		panic(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // childIdleEcho is BenchmarkIdleGap's server: it dials the transport
@@ -222,7 +218,7 @@ func childIdleEcho(args []string) error {
 			case idleQuit:
 				return nil
 			case idleReport:
-				binary.LittleEndian.PutUint64(out[:], uint64(cpuTime()))
+				binary.LittleEndian.PutUint64(out[:], uint64(selfCPU()))
 				msg = out[:]
 			}
 		}

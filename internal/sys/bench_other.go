@@ -11,9 +11,9 @@ import (
 // process to inherit; no backend here.
 func InheritFile(Handle) (*os.File, error) { return nil, ErrUnsupported }
 
-// InheritedHandle takes an inherited file as a Handle; without a backend
-// the handle only closes the file.
-func InheritedHandle(f *os.File) Handle { return Handle{f} }
+// InheritedHandle takes an inherited file as a Handle; since InheritFile
+// hands out nothing here, there is none to take: the file is closed.
+func InheritedHandle(f *os.File) Handle { f.Close(); return Handle{} }
 
 // SleepThread pauses for d.
 func SleepThread(d time.Duration) { time.Sleep(d) }

@@ -29,6 +29,9 @@ var childRoles = map[string]func(args []string) error{
 	// bench_test.go: the benchmarks' peer.
 	"bench-peer": childBenchPeer,
 
+	// copy_bench_linux_test.go: the copy strategy and zero-copy benchmark's peer.
+	"copy-peer": childCopyPeer,
+
 	// hostile_client_linux_test.go, hostile_server_linux_test.go,
 	// handshake_abuse_linux_test.go: hand-written peers that break the
 	// protocol.

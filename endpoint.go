@@ -320,6 +320,9 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	if uint64(len(b)) > limit {
 		return fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, len(b), limit)
 	}
+	if ep.closed.Load() { // before the lock, which a reservation may hold
+		return net.ErrClosed
+	}
 	ep.wmu.Lock()
 	defer ep.wmu.Unlock()
 	if err := ep.stateErr(false); err != nil {
@@ -343,6 +346,9 @@ func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint
 				ErrMessageTooLarge, i, len(b), limit)
 		}
 	}
+	if ep.closed.Load() { // before the lock, which a reservation may hold
+		return 0, net.ErrClosed
+	}
 	ep.wmu.Lock()
 	defer ep.wmu.Unlock()
 	if err := ep.stateErr(false); err != nil {
@@ -361,6 +367,9 @@ func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint
 // lockRead takes the reader lock unless the endpoint is closed (its memory
 // may then be gone) or the read deadline has passed.
 func (ep *endpoint) lockRead() error {
+	if ep.closed.Load() { // before the lock, which a loan may hold
+		return net.ErrClosed
+	}
 	ep.rmu.Lock()
 	if ep.closed.Load() {
 		ep.rmu.Unlock()

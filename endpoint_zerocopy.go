@@ -90,6 +90,9 @@ func (ep *endpoint) reserve(ctx context.Context, n int, limit uint64) ([]byte, e
 	if uint64(n) > limit {
 		return nil, fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, n, limit)
 	}
+	if ep.closed.Load() { // before the lock, which a reservation may hold
+		return nil, net.ErrClosed
+	}
 	ep.wmu.Lock()
 	buf, err := ep.reserveLocked(ctx, n)
 	if err != nil {

@@ -28,7 +28,11 @@ var (
 // caller writes are the bytes the peer reads: no copy at all on this side.
 // A larger one cannot be, and ReserveMessage then returns a buffer of the
 // Conn's that CommitMessage copies through the ring as WriteMessage would;
-// the calls work the same either way.
+// the calls work the same either way. Since the room must be contiguous,
+// a message of half the ring or more leaves no room for the next one until
+// the peer has released it: for zero copy of large messages, a ring of
+// four times the message or more (Config.RingSize) lets the two sides
+// overlap.
 //
 // A reservation is exclusive, like a lock: until it ends, other writers on
 // this Conn wait, and the goroutine that holds it must not write otherwise

@@ -154,6 +154,41 @@ var copyBenchLog = flag.Bool("copybench.v", false, "log every BenchmarkCopyStrat
 
 var copyBenchOnly = flag.String("copybench.only", "", "run only the BenchmarkCopyStrategy variants matching `regexp`")
 
+// TestCopyBenchPeer runs each of BenchmarkCopyStrategy's ways of sending
+// briefly against its peer process, so that the benchmark's machinery is
+// tested in the default run.
+func TestCopyBenchPeer(t *testing.T) {
+	dir := linkDir(t)
+	path := dir + "/copybench.sock"
+	peer := startChild(t, "copy-peer", path)
+	defer peer.Wait(t)
+	conns := make([]*Conn, 4)
+	for i, ringSize := range []int{0, 1 << 20, 2 << 20, 4 << 20} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := Dial(ctx, path, &Config{RingSize: ringSize})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	big := conns[3]
+	if _, err := copyBenchRoundTrip(big); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{4 << 10, 64 << 10, 1 << 20} {
+		if _, err := copyBenchBare(big, size, 9); err != nil {
+			t.Fatalf("bare, %d bytes: %v", size, err)
+		}
+		for _, op := range []int{opCopy, opZeroCopy, opCopy | opTouch, opZeroCopy | opTouch} {
+			if _, err := copyBenchRun(big, op, size, 3); err != nil {
+				t.Fatalf("op %#x, %d bytes: %v", op, size, err)
+			}
+		}
+	}
+}
+
 // median returns the middle of xs, which it sorts.
 func median(xs []float64) float64 {
 	slices.Sort(xs)

@@ -39,7 +39,8 @@ var (
 // (it would wait for itself). ReserveMessage waits for room until the
 // write deadline, like WriteMessage; once it has returned, CommitMessage
 // of a message reserved in place never waits, so the deadline no longer
-// applies. A message larger than the peer's MaxMessageSize is refused with
+// applies (the commit of a message larger than the ring copies it as
+// WriteMessage does, waiting for room until the deadline). A message larger than the peer's MaxMessageSize is refused with
 // ErrMessageTooLarge.
 //
 // The room is shared memory. The peer can read it before the commit (an

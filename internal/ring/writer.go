@@ -143,7 +143,10 @@ func (p *Producer) writeLarge(ctx context.Context, msg []byte) error {
 	quarter := p.r.size / 4
 	for sent := uint64(0); sent < n; {
 		rem := n - sent
-		start := time.Now()
+		var start time.Time // for the copy policy, which only sees chunks of ntMin or more
+		if quarter >= ntMin {
+			start = time.Now()
+		}
 		flags := uint8(0)
 		hl := uint64(hdrLen)
 		if sent == 0 {

@@ -14,7 +14,7 @@ import (
 type Config struct {
 	// RingSize is the size in bytes of each of the link's two rings. The
 	// client's value decides (the client allocates the memory). It must be a
-	// power of two from 4 KiB to 1 GiB. Default 1 MiB.
+	// power of two from 4 KiB to 1 GiB. Default 2 MiB (docs/copy.md says why).
 	RingSize int
 
 	// MaxMessageSize bounds the messages this side accepts and therefore
@@ -83,7 +83,7 @@ func (c *Config) log(level slog.Level, msg string, args ...any) {
 
 // Defaults, as DefaultConfig returns them.
 const (
-	DefaultRingSize         = 1 << 20
+	DefaultRingSize         = 2 << 20
 	DefaultMaxMessageSize   = 1 << 30
 	DefaultSpinTime         = 100 * time.Microsecond
 	DefaultHandshakeTimeout = 5 * time.Second

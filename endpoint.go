@@ -56,6 +56,8 @@ type endpoint struct {
 	wr    *ring.Producer
 	wwait wake.Waiter
 	wsnap statsSnapshot
+
+	zc leases // reservations and loans of ring memory (endpoint_zerocopy.go)
 }
 
 // newEndpoint attaches to the rings of a mapped segment, taking ownership
@@ -287,7 +289,8 @@ func (ep *endpoint) check(err error) error {
 
 // close marks the endpoint closed, waits until no reader or writer is inside
 // the rings, runs last (with both locks held, e.g. to say goodbye after the
-// last data) and frees everything.
+// last data) and frees everything. While a zero-copy reservation or loan
+// lends the caller ring memory, all but the marking waits for its end.
 //
 // Only the first call does anything; it reports whether it was the first.
 func (ep *endpoint) close(last func()) (first bool) {
@@ -295,24 +298,36 @@ func (ep *endpoint) close(last func()) (first bool) {
 		first = true
 		ep.closed.Store(true)
 		ep.wakeAll()
-		ep.wmu.Lock()
-		defer ep.wmu.Unlock()
-		ep.rmu.Lock()
-		defer ep.rmu.Unlock()
-		if last != nil {
-			last()
+		rest := func() { ep.free(last) }
+		if !ep.deferClose(rest) { // a reservation or loan lends our memory
+			rest()
 		}
-		ep.seg.Close()
-		ep.dataBell.Close()
-		ep.spaceBell.Close()
 	})
 	return first
+}
+
+// free is the end of close: with both locks, last, then the memory and
+// the doorbells.
+func (ep *endpoint) free(last func()) {
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock()
+	ep.rmu.Lock()
+	defer ep.rmu.Unlock()
+	if last != nil {
+		last()
+	}
+	ep.seg.Close()
+	ep.dataBell.Close()
+	ep.spaceBell.Close()
 }
 
 // writeMessage is WriteMessage for any session of the endpoint.
 func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) error {
 	if uint64(len(b)) > limit {
 		return fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, len(b), limit)
+	}
+	if ep.closed.Load() { // before the lock, which a reservation may hold
+		return net.ErrClosed
 	}
 	ep.wmu.Lock()
 	defer ep.wmu.Unlock()
@@ -337,6 +352,9 @@ func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint
 				ErrMessageTooLarge, i, len(b), limit)
 		}
 	}
+	if ep.closed.Load() { // before the lock, which a reservation may hold
+		return 0, net.ErrClosed
+	}
 	ep.wmu.Lock()
 	defer ep.wmu.Unlock()
 	if err := ep.stateErr(false); err != nil {
@@ -355,6 +373,9 @@ func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint
 // lockRead takes the reader lock unless the endpoint is closed (its memory
 // may then be gone) or the read deadline has passed.
 func (ep *endpoint) lockRead() error {
+	if ep.closed.Load() { // before the lock, which a loan may hold
+		return net.ErrClosed
+	}
 	ep.rmu.Lock()
 	if ep.closed.Load() {
 		ep.rmu.Unlock()

@@ -31,6 +31,14 @@ var childRoles = map[string]func(args []string) error{
 	// idle_bench_test.go: BenchmarkIdleGap's server.
 	"idle-echo": childIdleEcho,
 
+	// copy_bench_linux_test.go: the copy strategy and zero-copy benchmark's peer.
+	"copy-peer": childCopyPeer,
+
+	// zerocopy_linux_test.go: a peer that echoes with the zero-copy calls,
+	// and one that scribbles on a message it lent.
+	"zc-echo-server": childZeroCopyEchoServer,
+	"zc-scribbler":   childZeroCopyScribbler,
+
 	// hostile_client_linux_test.go, hostile_server_linux_test.go,
 	// handshake_abuse_linux_test.go: hand-written peers that break the
 	// protocol.

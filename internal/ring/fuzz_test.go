@@ -5,11 +5,20 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"unsafe"
 )
+
+// within reports whether b lies inside area.
+func within(b, area []byte) bool {
+	lo, hi := uintptr(unsafe.Pointer(&area[0])), uintptr(unsafe.Pointer(&area[0]))+uintptr(len(area))
+	p := uintptr(unsafe.Pointer(&b[0]))
+	return p >= lo && p+uintptr(len(b)) <= hi
+}
 
 // FuzzReader feeds arbitrary ring contents and indices to the chunk decoder.
 // Whatever a peer writes, the reader must return messages or an error, and
-// never panic, loop forever or allocate beyond its limit.
+// never panic, loop forever or allocate beyond its limit; a message lent
+// in place by Borrow must lie within the ring's data area.
 func FuzzReader(f *testing.F) {
 	// Seeds: real traffic, then some hand-made damage.
 	l, mem := newTestSegment(f, MinRingSize)
@@ -46,7 +55,7 @@ func FuzzReader(f *testing.F) {
 		buf := make([]byte, 512)
 		for i := 0; i < 1000; i++ {
 			var err error
-			switch i % 3 {
+			switch i % 4 {
 			case 0:
 				var m []byte
 				m, err = rd.ReadMessage(bg)
@@ -61,6 +70,21 @@ func FuzzReader(f *testing.F) {
 				}
 			case 2:
 				_, err = rd.Read(bg, buf)
+			case 3:
+				var m []byte
+				var inPlace bool
+				m, inPlace, err = rd.Borrow(bg)
+				if err == nil {
+					if inPlace && len(m) > 0 && !within(m, r.data) {
+						t.Fatalf("lent %d bytes outside the ring", len(m))
+					}
+					if uint64(len(m)) > rd.MaxMessage {
+						t.Fatalf("lent message of %d bytes over the limit", len(m))
+					}
+					if err := rd.Release(); err != nil {
+						t.Fatalf("release: %v", err)
+					}
+				}
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return

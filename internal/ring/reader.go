@@ -42,6 +42,11 @@ type Reader struct {
 	syncing  bool   // attached mid-stream: skip to the next Begin
 	skipping bool   // dropping the rest of an oversized message
 
+	// lent says that Borrow lent a message that Release has not ended;
+	// lentInPlace, that it is r.cur's payload in the ring (zerocopy.go).
+	lent, lentInPlace bool
+	loanBuf           []byte // where Borrow assembles a message in pieces
+
 	// Aborted counts messages abandoned part-way by the producer.
 	Aborted uint64
 }

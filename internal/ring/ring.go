@@ -74,6 +74,11 @@ type Producer struct {
 	// batching defers the publication of small messages to the end of a
 	// WriteMessages; unpublished says that some are waiting for it.
 	batching, unpublished bool
+	// reserved says that Reserve lent room for reservedLen bytes that
+	// Commit or Cancel has not ended yet (zerocopy.go).
+	reserved    bool
+	reservedLen uint64
+	cp          copyPolicy // the store kind for large chunks (copy.go)
 	Counters
 }
 

@@ -1,9 +1,8 @@
-//go:build linux
+//go:build linux || windows
 
 package shmlink
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,10 +11,8 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,24 +33,6 @@ const (
 // manySizes are the messages each busy link exchanges per round: small,
 // medium, and one that streams through the ring in chunks.
 var manySizes = []int{12, 300, manyRing + 4000}
-
-// ensureFiles raises the descriptor limit to at least n. A link holds
-// about six descriptors on each side.
-func ensureFiles(n uint64) error {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return err
-	}
-	if rl.Cur >= n {
-		return nil
-	}
-	rl.Cur = n
-	rl.Max = max(rl.Max, n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("raise RLIMIT_NOFILE to %d: %w", n, err)
-	}
-	return nil
-}
 
 // dialMany opens n links to name with rings of ringSize.
 func dialMany(name string, n, ringSize int) ([]*Conn, error) {
@@ -230,98 +209,3 @@ func childIdleLinks(args []string) error {
 // idleRing keeps idle links small: their memory is what they
 // cost, not what they could carry.
 const idleRing = 4096
-
-// procStatus returns the named fields of /proc/PID/status.
-func procStatus(pid int, fields ...string) (map[string]string, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		for _, want := range fields {
-			if ok && k == want {
-				out[k] = strings.TrimSpace(v)
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
-// TestIdleLinksThreads holds 1,000 idle links between two processes, each
-// with a goroutine blocked in ReadMessage on both sides, and counts the OS
-// threads of both. Parked readers wait on eventfds through the netpoller,
-// so the count must stay in the tens.
-func TestIdleLinksThreads(t *testing.T) {
-	n := *idleLinks
-	if testing.Short() {
-		n = 200
-	}
-	linkDir(t)
-	if err := ensureFiles(uint64(8*n + 100)); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Listen("idle", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-
-	conns := make(chan *Conn, n)
-	acceptErr := make(chan error, 1)
-	var parked sync.WaitGroup
-	parked.Add(n)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		for range n {
-			c, err := l.AcceptContext(ctx)
-			if err != nil {
-				acceptErr <- err
-				return
-			}
-			conns <- c
-			go func() {
-				parked.Done()
-				c.ReadMessage() // until the link closes
-			}()
-		}
-		acceptErr <- nil
-	}()
-	start := time.Now()
-	ch := startChild(t, "idle-links", "idle", strconv.Itoa(n))
-	if err := <-acceptErr; err != nil {
-		t.Fatal(err)
-	}
-	parked.Wait()
-	t.Logf("%d links set up in %v", n, time.Since(start).Round(time.Millisecond))
-	close(conns)
-	defer func() {
-		for c := range conns {
-			c.Close()
-		}
-	}()
-
-	fields := []string{"Threads", "VmRSS", "RssAnon", "RssShmem"}
-	for _, p := range []struct {
-		who string
-		pid int
-	}{{"server (parent)", os.Getpid()}, {"client (child)", ch.Pid()}} {
-		st, err := procStatus(p.pid, fields...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s with %d idle links: threads %s, VmRSS %s (anon %s, shmem %s)",
-			p.who, n, st["Threads"], st["VmRSS"], st["RssAnon"], st["RssShmem"])
-		threads, err := strconv.Atoi(st["Threads"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if threads >= 60 {
-			t.Errorf("%s runs %d threads for %d idle links, want tens", p.who, threads, n)
-		}
-	}
-}

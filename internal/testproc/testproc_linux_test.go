@@ -1,7 +1,6 @@
 package testproc_test
 
 import (
-	"strings"
 	"syscall"
 	"testing"
 
@@ -20,11 +19,3 @@ func TestSysProcAttr(t *testing.T) {
 		t.Errorf("child %d is in process group %d, want its own", p.Pid(), pgid)
 	}
 }
-
-// killedWant is what killedStatus accepts: a kill is a signal here.
-const killedWant, hardKilledWant = "signal: killed", "signal: killed"
-
-func killedStatus(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "signal: killed")
-}
-func hardKilledStatus(err error) bool { return killedStatus(err) }

@@ -209,3 +209,73 @@ func childIdleLinks(args []string) error {
 // idleRing keeps idle links small: their memory is what they
 // cost, not what they could carry.
 const idleRing = 4096
+
+// TestIdleLinksThreads holds 1,000 idle links between two processes, each
+// with a goroutine blocked in ReadMessage on both sides, and counts the OS
+// threads of both (processThreads). Parked readers wait on their doorbells
+// without a thread each (eventfds through the netpoller on Linux; on
+// Windows, see internal/sys), so the count must stay in the tens.
+func TestIdleLinksThreads(t *testing.T) {
+	n := *idleLinks
+	if testing.Short() {
+		n = 200
+	}
+	linkDir(t)
+	if err := ensureFiles(uint64(8*n + 100)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Listen("idle", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	conns := make(chan *Conn, n)
+	acceptErr := make(chan error, 1)
+	var parked sync.WaitGroup
+	parked.Add(n)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for range n {
+			c, err := l.AcceptContext(ctx)
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			conns <- c
+			go func() {
+				parked.Done()
+				c.ReadMessage() // until the link closes
+			}()
+		}
+		acceptErr <- nil
+	}()
+	start := time.Now()
+	ch := startChild(t, "idle-links", "idle", strconv.Itoa(n))
+	if err := <-acceptErr; err != nil {
+		t.Fatal(err)
+	}
+	parked.Wait()
+	t.Logf("%d links set up in %v", n, time.Since(start).Round(time.Millisecond))
+	close(conns)
+	defer func() {
+		for c := range conns {
+			c.Close()
+		}
+	}()
+
+	for _, p := range []struct {
+		who string
+		pid int
+	}{{"server (parent)", os.Getpid()}, {"client (child)", ch.Pid()}} {
+		threads, detail, err := processThreads(p.pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s with %d idle links: threads %d%s", p.who, n, threads, detail)
+		if threads >= 60 {
+			t.Errorf("%s runs %d threads for %d idle links, want tens", p.who, threads, n)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,6 +15,9 @@ import (
 // (buffered transports one way only), and that each ratio is against the
 // baseline the row names. It asserts nothing about speed.
 func TestBenchQuickJSON(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("shmlink bench is not ported to Windows yet: its transports and peers are Unix ones (issue 8 leaves it to the bench work)")
+	}
 	stdout, stderr, code := runCLI(t, "", "bench", "--quick", "--json", "--rounds", "1")
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr)

@@ -222,10 +222,10 @@ func TestKillHard(t *testing.T) {
 }
 
 // TestOpenHandles: files opened show in the count, and are gone from it
-// once closed. Ten of them, for a margin over what the runtime opens
+// once closed. A hundred of them, for a margin over what the runtime opens
 // meanwhile.
 func TestOpenHandles(t *testing.T) {
-	const files = 10
+	const files = 100
 	count := func() int {
 		t.Helper()
 		n, err := testproc.OpenHandles()

@@ -13,7 +13,7 @@ cd "$here/../.."
 # not ported yet (internal/bench/workload, whose peers and transports are
 # Unix ones; examples/http and examples/grpc, whose tests signal their
 # servers with SIGTERM).
-packages=(./internal/ring ./internal/wire ./internal/wake ./internal/testproc
+packages=(./internal/ring ./internal/wire ./internal/wake ./internal/sys ./internal/testproc
   . ./cmd/shmlink ./examples/filewalk ./examples/chat ./examples/internal/transport ./internal/bench)
 
 own=""

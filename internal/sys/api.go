@@ -3,8 +3,6 @@ package sys
 import (
 	"context"
 	"errors"
-	"os"
-	"syscall"
 	"time"
 )
 
@@ -37,24 +35,19 @@ var (
 )
 
 // The OS errors that a socket would give where shmlink reports ErrNoServer
-// and ErrAddrInUse, so that code written for sockets recognises them.
+// and ErrAddrInUse, so that code written for sockets recognises them, are
+// ErrnoConnRefused and ErrnoAddrInUse, declared per OS (errno_*.go).
 var (
-	ErrnoConnRefused error = syscall.ECONNREFUSED
-	ErrnoAddrInUse   error = syscall.EADDRINUSE
+	_ error = ErrnoConnRefused
+	_ error = ErrnoAddrInUse
 )
 
 // Handle is an OS object that travels with a packet: a segment or a
 // doorbell. Whoever holds one closes it or hands it on; a Handle from
 // Segment.Handle or Doorbell.Handle is borrowed and must not be closed.
-type Handle struct{ f *os.File }
-
-// Close releases a received handle.
-func (h Handle) Close() error {
-	if h.f == nil {
-		return nil
-	}
-	return h.f.Close()
-}
+// It is declared per OS (handle_*.go): a file on Unix, a HANDLE on
+// Windows. Its zero value is "no handle", and closing it does nothing.
+var _ interface{ Close() error } = Handle{}
 
 // CloseHandles closes every handle in hs.
 func CloseHandles(hs []Handle) {

@@ -14,7 +14,8 @@
 //   - PinProcess, for benchmarks.
 //
 // Everything here is policy-free; package shmlink decides what a result
-// means. Linux is implemented in the _linux.go files; on other systems
+// means. Linux is implemented in the _linux.go files, Windows in the
+// _windows.go files (PROTOCOL.md, Windows, says how); on other systems
 // (other.go) every function returns ErrUnsupported. api.go pins the
 // signatures, so a platform whose files drift from it does not compile.
 package sys

@@ -94,3 +94,19 @@ func (after resources) leaked(before resources) bool { return after != before }
 // killSelf ends this process with SIGKILL: no deferred function, no exit
 // code of its own, nothing said to the peer.
 func killSelf() error { return syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+
+// checkLinksAfterKill checks what ListLinks says once the server of
+// "probed" was killed and the one of "other" (pid) is live: a killed
+// server's socket file stays, so "probed" is listed, marked stale.
+func checkLinksAfterKill(t *testing.T, links []LinkInfo, pid int) {
+	t.Helper()
+	if len(links) != 2 {
+		t.Fatalf("ListLinks: %+v, want 2 links", links)
+	}
+	if l := links[0]; l.Name != "other" || l.Stale || l.Err != nil || l.PID != pid {
+		t.Fatalf("live link: %+v, want other served by pid %d", l, pid)
+	}
+	if l := links[1]; l.Name != "probed" || !l.Stale || l.Err != nil || l.PID != 0 {
+		t.Fatalf("dead link: %+v, want probed marked stale", l)
+	}
+}

@@ -78,3 +78,17 @@ func killSelf() error {
 	}
 	return p.Kill()
 }
+
+// checkLinksAfterKill checks what ListLinks says once the server of
+// "probed" was killed and the one of "other" (pid) is live: on Windows a
+// name dies with its server, so only "other" is listed (nothing is ever
+// stale).
+func checkLinksAfterKill(t *testing.T, links []LinkInfo, pid int) {
+	t.Helper()
+	if len(links) != 1 {
+		t.Fatalf("ListLinks: %+v, want only the live link", links)
+	}
+	if l := links[0]; l.Name != "other" || l.Stale || l.Err != nil || l.PID != pid {
+		t.Fatalf("live link: %+v, want other served by pid %d", l, pid)
+	}
+}

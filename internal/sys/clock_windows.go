@@ -2,6 +2,7 @@ package sys
 
 import (
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -18,9 +19,13 @@ var qpcFreq, qpcBase = sync.OnceValue(func() int64 {
 	return f
 }), qpc()
 
+// qpcAddr is resolved once: LazyProc.Call would look the procedure up
+// again on every call, on the spin loop's path.
+var qpcAddr = procQueryPerformanceCounter.Addr()
+
 func qpc() int64 {
 	var c int64
-	procQueryPerformanceCounter.Call(uintptr(unsafe.Pointer(&c)))
+	syscall.SyscallN(qpcAddr, uintptr(unsafe.Pointer(&c)))
 	return c
 }
 

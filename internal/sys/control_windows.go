@@ -532,12 +532,18 @@ func (l *Listener) Accept() (*Conn, error) {
 			return nil, err
 		}
 		if in == nil {
+			// The timer keeps the runtime from taking a process that only
+			// waits for clients for deadlocked (see Doorbell.Wait).
+			t := time.NewTimer(keepAlive)
 			select {
 			case <-l.ready:
-				continue
+			case <-t.C:
 			case <-l.closed:
+				t.Stop()
 				return nil, fmt.Errorf("accept %s: %w", l.path, net.ErrClosed)
 			}
+			t.Stop()
+			continue
 		}
 		// Replace it first, so that clients keep finding waiting
 		// instances.

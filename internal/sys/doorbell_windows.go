@@ -61,29 +61,33 @@ func (d *Doorbell) Wait(deadline time.Time) error {
 		return os.ErrClosed
 	default:
 	}
-	if deadline.IsZero() {
+	defer d.timer.Stop()
+	for {
+		// Without a deadline the timer still runs, as a keep-alive: a
+		// goroutine parked on a channel that only a thread-pool callback
+		// feeds looks deadlocked to the Go runtime, which would abort a
+		// program whose only work is waiting here. A pending timer tells it
+		// that something may still happen.
+		dt := keepAlive
+		if !deadline.IsZero() {
+			if dt = time.Until(deadline); dt <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+		}
+		d.timer.Reset(dt)
 		select {
 		case <-d.rung:
 			return nil
 		case <-d.closed:
 			return os.ErrClosed
+		case <-d.timer.C:
 		}
 	}
-	dt := time.Until(deadline)
-	if dt <= 0 {
-		return os.ErrDeadlineExceeded
-	}
-	d.timer.Reset(dt)
-	defer d.timer.Stop()
-	select {
-	case <-d.rung:
-		return nil
-	case <-d.closed:
-		return os.ErrClosed
-	case <-d.timer.C:
-		return os.ErrDeadlineExceeded
-	}
 }
+
+// keepAlive is how often a wait with no deadline wakes up, to keep a timer
+// pending (see Doorbell.Wait).
+const keepAlive = time.Minute
 
 // Ring wakes the waiter, from this process (to interrupt it on close,
 // cancellation or a new deadline). It pokes the channel directly: no

@@ -1028,3 +1028,47 @@ func serve(s *Conn) error {
 	}
 	return nil
 }
+
+// BenchmarkDoorbellPingPong: one round trip is two rings, each a SetEvent
+// that the thread pool turns into a channel send, within one process.
+// Under Wine every step is a wineserver request: a sanity figure only.
+func BenchmarkDoorbellPingPong(b *testing.B) {
+	var ds [2]*Doorbell
+	var bells [2]*Bell
+	for i := range ds {
+		d, err := NewDoorbell()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer d.Close()
+		ds[i] = d
+		if bells[i], err = OpenBell(dup(b, d.Handle())); err != nil {
+			b.Fatal(err)
+		}
+		defer bells[i].Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range b.N {
+			if ds[1].Wait(time.Now().Add(time.Minute)) != nil {
+				return
+			}
+			bells[0].Ring()
+		}
+	}()
+	b.ResetTimer()
+	for range b.N {
+		bells[1].Ring()
+		if err := ds[0].Wait(time.Now().Add(time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+}
+
+func BenchmarkNanotime(b *testing.B) {
+	for range b.N {
+		Nanotime()
+	}
+}

@@ -115,7 +115,7 @@ func TestKillWhileIdle(t *testing.T) {
 		}
 	}
 	slices.Sort(times)
-	t.Logf("kill -9 to peer-lost event: median %v, p90 %v, max %v (n=%d)",
+	t.Logf("kill to peer-lost event: median %v, p90 %v, max %v (n=%d)",
 		times[len(times)/2], times[len(times)*9/10], times[len(times)-1], len(times))
 }
 

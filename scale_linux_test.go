@@ -38,3 +38,7 @@ func processThreads(pid int) (threads int, detail string, err error) {
 	threads, err = strconv.Atoi(st["Threads"])
 	return threads, fmt.Sprintf(", VmRSS %s (anon %s, shmem %s)", st["VmRSS"], st["RssAnon"], st["RssShmem"]), err
 }
+
+// idleThreadLimit bounds the threads of a process with n idle links: tens,
+// whatever n (parked readers hold no thread).
+func idleThreadLimit(int) int { return 60 }

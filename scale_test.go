@@ -274,8 +274,8 @@ func TestIdleLinksThreads(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%s with %d idle links: threads %d%s", p.who, n, threads, detail)
-		if threads >= 60 {
-			t.Errorf("%s runs %d threads for %d idle links, want tens", p.who, threads, n)
+		if limit := idleThreadLimit(n); threads >= limit {
+			t.Errorf("%s runs %d threads for %d idle links, want fewer than %d", p.who, threads, n, limit)
 		}
 	}
 }

@@ -26,3 +26,8 @@ func processThreads(pid int) (threads int, detail string, err error) {
 	}
 	return threads, "", nil
 }
+
+// idleThreadLimit bounds the threads of a process with n idle links: the
+// tens Linux allows, plus the wait threads of the thread pool, which
+// watches up to 63 doorbells each (PROTOCOL.md, 10.6).
+func idleThreadLimit(n int) int { return 60 + n/63 }

@@ -2,8 +2,10 @@ package shmlink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/ring"
@@ -70,6 +72,13 @@ type Config struct {
 	// and to the server a client dials. A listener that admits others makes
 	// its socket file world-connectable, so it needs a name that is an
 	// absolute path in a directory those users can reach.
+	//
+	// On Windows links are same-user only: the server takes the client's
+	// handles by duplicating them out of its process, which another user's
+	// process does not allow. There a Config that sets either field fails
+	// Validate (and so Listen, Dial and Open) with an error that names the
+	// field and matches both ErrInvalidConfig and errors.ErrUnsupported,
+	// rather than being ignored.
 	AllowUIDs []int
 	AllowGIDs []int
 }
@@ -118,6 +127,17 @@ func (c *Config) Validate() error {
 	}
 	if c.HandshakeTimeout < 0 {
 		return fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidConfig, c.HandshakeTimeout)
+	}
+	if runtime.GOOS == "windows" {
+		for _, f := range []struct {
+			name string
+			ids  []int
+		}{{"AllowUIDs", c.AllowUIDs}, {"AllowGIDs", c.AllowGIDs}} {
+			if len(f.ids) > 0 {
+				return fmt.Errorf("%w: %s %v: links are same-user only on windows: %w",
+					ErrInvalidConfig, f.name, f.ids, errors.ErrUnsupported)
+			}
+		}
 	}
 	return nil
 }

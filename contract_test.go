@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || windows
 
 package shmlink
 
@@ -9,50 +9,38 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
-// halfCloser is what *net.UnixConn and *Conn share for half-close.
+// halfCloser is what *net.UnixConn, *net.TCPConn and *Conn share for
+// half-close.
 type halfCloser interface {
 	net.Conn
 	CloseWrite() error
 }
 
 // transport makes a listener and a connected pair, for one contract test
-// body run over a unix socket and over a link. Both ends live in this
-// process: these tests compare API behaviour; the links between processes
-// are tested everywhere else.
+// body run over the OS's usual transport (baselineTransport: a unix socket
+// on Linux, loopback TCP on Windows) and over a link. Both ends live in
+// this process: these tests compare API behaviour; the links between
+// processes are tested everywhere else.
 type transport struct {
 	name   string
-	listen func(t *testing.T, path string) net.Listener
-	dial   func(t *testing.T, path string) net.Conn
+	listen func(t *testing.T) (l net.Listener, addr string)
+	dial   func(t *testing.T, addr string) net.Conn
 }
 
 var contractTransports = []transport{
-	{"unix",
-		func(t *testing.T, path string) net.Listener {
-			l, err := net.Listen("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return l
-		},
-		func(t *testing.T, path string) net.Conn {
-			c, err := net.Dial("unix", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		}},
+	baselineTransport,
 	{"shmlink",
-		func(t *testing.T, path string) net.Listener {
+		func(t *testing.T) (net.Listener, string) {
+			path := pathName(t, "c")
 			l, err := Listen(path, &Config{RingSize: testRing})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return l
+			return l, path
 		},
 		func(t *testing.T, path string) net.Conn {
 			c, err := (&Dialer{Config: &Config{RingSize: testRing}}).DialContext(context.Background(), "shmlink", path)
@@ -67,10 +55,9 @@ var contractTransports = []transport{
 func eachTransport(t *testing.T, body func(t *testing.T, client, server halfCloser)) {
 	for _, tr := range contractTransports {
 		t.Run(tr.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.sock")
-			l := tr.listen(t, path)
+			l, addr := tr.listen(t)
 			defer l.Close()
-			client := tr.dial(t, path)
+			client := tr.dial(t, addr)
 			defer client.Close()
 			server, err := l.Accept()
 			if err != nil {
@@ -209,7 +196,7 @@ func TestCloseRead(t *testing.T) {
 
 func TestContractAcceptAfterClose(t *testing.T) {
 	for _, tr := range contractTransports {
-		l := tr.listen(t, filepath.Join(t.TempDir(), "a.sock"))
+		l, _ := tr.listen(t)
 		l.Close()
 		c, err := l.Accept()
 		if c != nil || !errors.Is(err, net.ErrClosed) {

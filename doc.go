@@ -33,7 +33,9 @@
 // # Trust
 //
 // By default only processes of the same user may connect (checked with
-// SO_PEERCRED on both sides); Config.AllowUIDs and AllowGIDs widen that.
+// SO_PEERCRED on both sides; on Windows, with the token user SID of the
+// pipe's peer process); Config.AllowUIDs and AllowGIDs widen that on
+// Linux, and are refused on Windows, where links are same-user only.
 // The peer is not trusted: every index and header read from shared memory
 // is validated, and a peer that breaks the protocol gets the link closed
 // with ErrCorrupt, never a panic, a hang or an out-of-bounds read. The

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || windows
 
 package shmlink
 
@@ -9,9 +9,10 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
 )
 
 // checkErr asserts that err matches every target with errors.Is, and that
@@ -35,7 +36,7 @@ func checkErr(t *testing.T, what string, err error, targets ...error) {
 // TestErrorsMatch produces each exported error the way a user meets it and
 // checks that errors.Is and errors.As see through the wrapping.
 func TestErrorsMatch(t *testing.T) {
-	dir := linkDir(t)
+	linkDir(t)
 	ctx := context.Background()
 
 	_, err := Dial(ctx, "a/b", nil)
@@ -43,7 +44,7 @@ func TestErrorsMatch(t *testing.T) {
 	_, err = Listen("x", &Config{RingSize: 5000})
 	checkErr(t, "bad config", err, ErrInvalidConfig)
 	_, err = Dial(ctx, "nobody", nil)
-	checkErr(t, "no server", err, ErrNoServer, syscall.ECONNREFUSED)
+	checkErr(t, "no server", err, ErrNoServer, sys.ErrnoConnRefused)
 	var dialOp *net.OpError
 	if !errors.As(err, &dialOp) || dialOp.Op != "dial" || err.Error() != "dial shmlink nobody: no server listening" {
 		t.Errorf("dial error %q is not the *net.OpError a socket would give", err)
@@ -58,8 +59,8 @@ func TestErrorsMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Listen("errs", nil)
-	checkErr(t, "second listen", err, ErrAddrInUse, syscall.EADDRINUSE)
-	_, err = Listen(dir+"/errs.sock", nil)
+	checkErr(t, "second listen", err, ErrAddrInUse, sys.ErrnoAddrInUse)
+	_, err = Listen(endpointOf(t, "errs"), nil)
 	checkErr(t, "same socket by path", err, ErrAddrInUse)
 
 	link, err := Open(ctx, "nobody", RoleClient, Handlers{}, &Config{FailFast: true})

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || windows
 
 package shmlink
 
@@ -16,16 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shmlink/shmlink/internal/cpeer"
-	"github.com/shmlink/shmlink/internal/testns"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
 // Tests run the other end of a link in a separate process: the test binary
-// re-executed as one of the roles of childRoles (roles_test.go), in a
-// container or not (internal/testns). The C peers that some tests build
-// are removed after the tests.
-func TestMain(m *testing.M) { testproc.Main(m, testns.Roles(childRoles), cpeer.Clean) }
+// re-executed as one of the roles of roles() (roles_test.go); TestMain is
+// in helpers_linux_test.go and helpers_windows_test.go.
 
 // startChild runs role in a child process with the test's link directory
 // and returns once the child said it is ready. Each role says ready
@@ -186,14 +182,21 @@ func childHold(args []string) error {
 	return c.Close()
 }
 
-// sockPath is the socket of the link name in the link directory dir
-// (PROTOCOL.md, 2), for children that use the socket without the library.
-func sockPath(dir, name string) string { return filepath.Join(dir, name+".sock") }
+// endpointOf is the endpoint of the plain link name in the test's link
+// directory (PROTOCOL.md, 2): what Listen and Dial use for it.
+func endpointOf(t testing.TB, name string) string {
+	t.Helper()
+	p, err := endpointPath(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // linkDir points the link runtime directory at a fresh 0700 directory for
 // this test; children inherit it through the environment.
 func linkDir(t testing.TB) string {
-	dir := filepath.Join(t.TempDir(), "rt")
+	dir := filepath.Join(testproc.TempDir(t), "rt")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || windows
 
 package shmlink
 
@@ -16,12 +16,12 @@ import (
 // cross-process behaviour is tested everywhere else.
 func TestNetConnContract(t *testing.T) {
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-		dir := t.TempDir()
-		l, err := Listen(dir+"/nettest.sock", nil)
+		path := pathName(t, "nettest")
+		l, err := Listen(path, nil)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		d, err := Dial(context.Background(), dir+"/nettest.sock", nil)
+		d, err := Dial(context.Background(), path, nil)
 		if err != nil {
 			l.Close()
 			return nil, nil, nil, err

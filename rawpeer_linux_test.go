@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -25,40 +23,6 @@ import (
 // calls straight through golang.org/x/sys/unix and net, nothing of
 // internal/sys or internal/wake, only the ring layout (internal/ring) and
 // the packet codec (internal/wire). It only runs in child processes.
-
-// Control block layout of a segment (PROTOCOL.md, "Memory layout"),
-// restated here because a hostile peer must be able to write any field.
-const (
-	rawControlOff  = 1024
-	rawControlSize = 512
-	rawTail        = 0
-	rawHead        = 128
-	rawReaderSleep = 256
-	rawWriterSleep = 384
-)
-
-// rawSeg is a segment as a raw peer sees it: bytes it may scribble on.
-type rawSeg struct {
-	mem    []byte
-	layout ring.Layout
-}
-
-func (s *rawSeg) word(d ring.Direction, off int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&s.mem[rawControlOff+int(d)*rawControlSize+off]))
-}
-
-func (s *rawSeg) flag(d ring.Direction, off int) *atomic.Uint32 {
-	return (*atomic.Uint32)(unsafe.Pointer(&s.mem[rawControlOff+int(d)*rawControlSize+off]))
-}
-
-// data is ring d's data area.
-func (s *rawSeg) data(d ring.Direction) []byte {
-	off := uint64(ring.HeaderSize)
-	if d == ring.ServerToClient {
-		off += s.layout.RingSize[0]
-	}
-	return s.mem[off : off+s.layout.RingSize[d]]
-}
 
 // rawPeer is one end of a link set up by hand. mine/theirs name the rings
 // this end produces into and consumes from.
@@ -106,19 +70,8 @@ func (p *rawPeer) release(h uint64) {
 // putChunk writes a chunk header (and total, for a long header) at off in
 // our ring's data area, and returns the bytes it occupies with its payload.
 func (p *rawPeer) putChunk(off uint64, length uint32, flags byte, total uint64) uint64 {
-	b := p.seg.data(p.mine)[off:]
-	le32(b, length)
-	b[4], b[5], b[6], b[7] = flags, 0, 0, 0
-	hl := uint64(8)
-	if flags == ring.FlagBegin {
-		le64(b[8:], total)
-		hl = 16
-	}
-	return hl + (uint64(length)+7)&^7
+	return p.seg.putChunk(p.mine, off, length, flags, total)
 }
-
-func le32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
-func le64(b []byte, v uint64) { le32(b, uint32(v)); le32(b[4:], uint32(v>>32)) }
 
 // waitTail waits, as a sleeping consumer would, until the peer's ring tail
 // reaches at least want.

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || windows
 
 package shmlink
 
@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +56,7 @@ func childLinkBurstServer(args []string) error {
 			return err
 		}
 	}
-	return syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	return killSelf()
 }
 
 // childLinkClientSender runs a client-role Link that sends args[1]
@@ -153,7 +152,7 @@ func TestServerRestart(t *testing.T) {
 	rec.expectStatus(t, StatusConnected)
 	rec.expectMessages(t, 1, 0, 50)
 
-	srv.Kill(t)
+	srv.KillHard(t) // kill -9, under Wine too
 	rec.expectStatus(t, StatusPeerLost, StatusWaiting)
 	// Sent while no server runs: they wait in the ring.
 	for i := 50; i < 100; i++ {

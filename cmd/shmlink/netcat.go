@@ -34,7 +34,7 @@ func (o *netcat) register(fs *flags) {
 	fs.BoolVar(&o.messages, "messages", false, "one message per line: each input line is sent as a message, each message received is printed on a line")
 	fs.BoolVar(&o.noStdin, "no-stdin", false, "do not read standard input; only receive (and exit when the peer closes)")
 	fs.BoolVar(&o.quiet, "q", false, "quiet: no status lines on standard error")
-	fs.IntVar(&o.readyFD, "ready-fd", -1, "once listening (listen) or connected (dial), write \"ready\\n\" to this inherited descriptor and close it")
+	fs.IntVar(&o.readyFD, "ready-fd", -1, "once listening (listen) or connected (dial), write \"ready\\n\" to this inherited descriptor (on Windows: inherited handle value) and close it")
 }
 
 // ready tells a supervisor, through --ready-fd, that the command is set up.

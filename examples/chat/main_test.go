@@ -32,7 +32,7 @@ func quit(t *testing.T, p *testproc.Proc) {
 }
 
 func TestChat(t *testing.T) {
-	rt := filepath.Join(t.TempDir(), "rt")
+	rt := filepath.Join(testproc.TempDir(t), "rt")
 	if err := os.Mkdir(rt, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux || windows
 
 package main
 
@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,10 +33,9 @@ import (
 // process (the test binary re-executed as the role "http"); the clients
 // are the test process itself, or main again as "http client ...".
 func TestMain(m *testing.M) {
-	testproc.Main(m, map[string]func([]string) error{
-		"http":   testproc.Program(main),
-		"holder": holder,
-	})
+	roles := map[string]func([]string) error{"http": testproc.Program(main)}
+	maps.Copy(roles, osRoles)
+	testproc.Main(m, roles)
 }
 
 func startServer(t *testing.T, addr string, extra ...string) (*testproc.Proc, string) {
@@ -226,47 +226,6 @@ func readEvent(t *testing.T, r *bufio.Reader) string {
 	}
 }
 
-// TestShutdown: Server.Shutdown removes the name at once, so new clients
-// are refused, lets a request in flight finish, then returns, and the
-// server exits cleanly.
-func TestShutdown(t *testing.T) {
-	exampletest.LinkDir(t)
-	srv, addr := startServer(t, "shutdown")
-	c := newClient(addr, nil, 0, false)
-	bodyR, bodyW := io.Pipe()
-	defer bodyW.Close()
-	resp, err := c.Post(baseURL(addr)+"/hold", "text/plain", bodyR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := bufio.NewScanner(resp.Body)
-	expectLine := func(want string) {
-		t.Helper()
-		if !lines.Scan() || lines.Text() != want {
-			t.Fatalf("got %q (%v), want %q", lines.Text(), lines.Err(), want)
-		}
-	}
-	expectLine("waiting") // the request is in flight
-
-	if err := syscall.Kill(srv.Pid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	expectLine("shutdown began")
-	// The request is still in flight, and the name is gone already.
-	_, err = newClient(addr, nil, 0, false).Get(baseURL(addr) + "/hello")
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("a new client during Shutdown: %v, want connection refused", err)
-	}
-	bodyW.Close()
-	expectLine("released")
-	if lines.Scan() {
-		t.Errorf("more after the end: %q", lines.Text())
-	}
-	srv.Stdout.Expect(t, "shutdown: complete")
-	srv.Wait(t)
-}
-
 // TestWriteTimeout: Server.WriteTimeout fires over a link as over a
 // socket: the server's writes fail with os.ErrDeadlineExceeded once it has
 // passed, and the client's answer breaks off instead of going on.
@@ -385,20 +344,16 @@ func TestClientCommand(t *testing.T) {
 	}
 }
 
-// TestDemo: with no arguments the example starts its own server process,
-// talks to it and stops it.
-func TestDemo(t *testing.T) {
-	exampletest.LinkDir(t)
-	out := exampletest.Run(t, "http", nil, "connection 1, you are", "POST /echo: 10 MiB there and back",
-		"data: event 2", "shutdown: complete", "server stopped")
-	if strings.Contains(out, "connection 2") {
-		t.Errorf("the demo's requests did not share a connection:\n%s", out)
+// fetchStats asks the server at addr for its /stats.
+func fetchStats(c *http.Client, addr string) (stats, error) {
+	var s stats
+	req, err := http.NewRequest("GET", baseURL(addr)+"/stats", nil)
+	if err != nil {
+		return s, err
 	}
-}
-
-// TestBench: a very short run of the benchmark gives a row per transport
-// and number in flight.
-func TestBench(t *testing.T) {
-	exampletest.LinkDir(t)
-	exampletest.Bench(t, "http")
+	_, body, err := try(c, req)
+	if err == nil {
+		err = json.Unmarshal(body, &s)
+	}
+	return s, err
 }

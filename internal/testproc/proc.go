@@ -61,6 +61,8 @@ type Proc struct {
 	log     *logger
 	exited  chan struct{} // closed once err is set and the output drained
 	err     error         // what cmd.Wait returned
+
+	unixPidFile string // under Wine: where the child writes its Linux pid (KillHard)
 }
 
 // Start runs role in a child with args and the zero Options.
@@ -72,7 +74,7 @@ func Start(t testing.TB, role string, args ...string) *Proc {
 // Start runs role in a child with args, as o says.
 func (o Options) Start(t testing.TB, role string, args ...string) *Proc {
 	t.Helper()
-	return o.start(t, role, command(t, role, args, o.Env))
+	return o.start(t, role, command(t, role, args, o.Env), true)
 }
 
 // Exec runs the program at path with args in a child, as o says: a
@@ -83,10 +85,12 @@ func (o Options) Exec(t testing.TB, path string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), o.Env...)
-	return o.start(t, filepath.Base(path), cmd)
+	return o.start(t, filepath.Base(path), cmd, false)
 }
 
-func (o Options) start(t testing.TB, name string, cmd *exec.Cmd) *Proc {
+// start starts cmd; role says whether it runs a role (this test binary
+// under Main), which can do what KillHard needs.
+func (o Options) start(t testing.TB, name string, cmd *exec.Cmd, role bool) *Proc {
 	t.Helper()
 	if o.WaitReady && o.Stdout != nil {
 		t.Fatal("testproc: WaitReady needs to read stdout, and Options.Stdout takes it")
@@ -99,6 +103,9 @@ func (o Options) start(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 		p.timeout = DefaultTimeout
 	}
 	p.cmd = cmd
+	if role {
+		p.cmd.Env = append(p.cmd.Env, p.childEnv()...)
+	}
 	p.cmd.SysProcAttr = o.SysProcAttr
 	p.log = newLogger(t)
 
@@ -200,9 +207,10 @@ func (p *Proc) String() string { return p.name }
 // Pid is the child's process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-// Kill kills the child with SIGKILL (os.Process.Kill), without waiting for
-// it to die: Exit does that. It fails the test if the child has already
-// exited and been reaped.
+// Kill kills the child with os.Process.Kill, without waiting for it to
+// die: Exit does that. That is SIGKILL on Unix and TerminateProcess (exit
+// status 1) on Windows; KillHard is kill -9 under Wine too. It fails the
+// test if the child has already exited and been reaped.
 func (p *Proc) Kill(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Kill(); err != nil {
@@ -236,7 +244,9 @@ func (p *Proc) Wait(t testing.TB) {
 }
 
 // ExitCode waits for the child to exit and returns its exit status, -1 if
-// a signal ended it. It does not close Stdin.
+// a signal ended it. (On Windows Kill leaves status 1, and KillHard under
+// Wine status 0: there the status cannot tell a kill.) It does not close
+// Stdin.
 func (p *Proc) ExitCode(t testing.TB) int {
 	t.Helper()
 	err := p.Exit(t)
@@ -276,8 +286,9 @@ func (p *Proc) cleanup(t testing.TB) {
 	select {
 	case <-p.exited:
 	case <-time.After(p.timeout):
-		t.Errorf("%s still not reaped %v after SIGKILL", p.name, p.timeout)
+		t.Errorf("%s still not reaped %v after a kill", p.name, p.timeout)
 	}
+	p.removeOSState()
 	for _, l := range p.streams() {
 		l.stop()
 	}

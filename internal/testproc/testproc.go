@@ -78,6 +78,10 @@ func runChild(mark string, roles map[string]func(args []string) error) int {
 		return 2
 	}
 	os.Args = append([]string{os.Args[0]}, args...)
+	if err := childSetup(); err != nil {
+		fmt.Fprintf(os.Stderr, "testproc: %v\n", err)
+		return 1
+	}
 	if err := os.Setenv(envChild, role); err != nil {
 		fmt.Fprintf(os.Stderr, "testproc: %v\n", err)
 		return 1

@@ -1,6 +1,7 @@
 package testproc_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -18,14 +19,15 @@ import (
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]func(args []string) error{
-		"args":    printArgs,
-		"env":     func(args []string) error { fmt.Println(os.Getenv(args[0])); return nil },
-		"fail":    func([]string) error { return errors.New("failed on purpose") },
-		"exit":    func(args []string) error { n, _ := strconv.Atoi(args[0]); os.Exit(n); return nil },
-		"upper":   upper,
-		"hang":    hang,
-		"spawn":   spawn,
-		"program": testproc.Program(programMain),
+		"args":      printArgs,
+		"env":       func(args []string) error { fmt.Println(os.Getenv(args[0])); return nil },
+		"fail":      func([]string) error { return errors.New("failed on purpose") },
+		"exit":      func(args []string) error { n, _ := strconv.Atoi(args[0]); os.Exit(n); return nil },
+		"upper":     upper,
+		"hang":      hang,
+		"spawn":     spawn,
+		"program":   testproc.Program(programMain),
+		"exec-peer": execPeer,
 	})
 }
 
@@ -173,7 +175,7 @@ func TestReadyStdinAndLines(t *testing.T) {
 }
 
 func TestStdoutToFile(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	f, err := os.Create(filepath.Join(testproc.TempDir(t), "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,14 +202,54 @@ func TestProgram(t *testing.T) {
 	}
 }
 
+// TestKill: Kill ends a child that would never end by itself, with the
+// status this OS gives a killed process.
 func TestKill(t *testing.T) {
 	p := testproc.Options{WaitReady: true}.Start(t, "hang")
 	p.Kill(t)
-	if code := p.ExitCode(t); code != -1 {
-		t.Errorf("exit code %d after a kill, want -1 (a signal)", code)
+	if err := p.Exit(t); !killedStatus(err) {
+		t.Errorf("exit after a kill: %v, want %s", err, killedWant)
 	}
-	if err := p.Exit(t); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Errorf("exit after a kill: %v", err)
+}
+
+// TestKillHard: KillHard ends a child that would never end by itself.
+func TestKillHard(t *testing.T) {
+	p := testproc.Options{WaitReady: true}.Start(t, "hang")
+	p.KillHard(t)
+	if err := p.Exit(t); !hardKilledStatus(err) {
+		t.Errorf("exit after a hard kill: %v, want %s", err, hardKilledWant)
+	}
+}
+
+// TestOpenHandles: files opened show in the count, and are gone from it
+// once closed. A hundred of them, for a margin over what the runtime opens
+// meanwhile.
+func TestOpenHandles(t *testing.T) {
+	const files = 100
+	count := func() int {
+		t.Helper()
+		n, err := testproc.OpenHandles()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count()
+	var fs []*os.File
+	for range files {
+		f, err := os.Open(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	during := count()
+	for _, f := range fs {
+		f.Close()
+	}
+	after := count()
+	if during-before < files || during-after < files {
+		t.Errorf("handles: %d before opening %d files, %d open, %d after closing", before, files, during, after)
 	}
 }
 
@@ -235,8 +277,8 @@ func TestCleanup(t *testing.T) {
 			defer g.Kill()
 		}
 	}
-	if err := p.Exit(t); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Errorf("after its test the child ended with %v, want killed", err)
+	if err := p.Exit(t); !killedStatus(err) {
+		t.Errorf("after its test the child ended with %v, want %s", err, killedWant)
 	}
 }
 
@@ -311,15 +353,16 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// TestExec runs a program other than the test binary under the same
-// harness: ready line, stdin, output lines, exit status.
+// TestExec runs a program other than a role under the same harness:
+// ready line, stdin, output lines, exit status. The program is this test
+// binary run as a plain program (envChild names the role, which is how a
+// program that re-executes itself runs), so that it exists on every OS.
 func TestExec(t *testing.T) {
-	sh, err := exec.LookPath("sh")
+	exe, err := os.Executable()
 	if err != nil {
-		t.Skip("no sh")
+		t.Fatal(err)
 	}
-	p := testproc.Options{WaitReady: true, Env: []string{"TESTPROC_X=x"}}.Exec(t, sh, "-c",
-		`echo ready; read line; echo "got $line $TESTPROC_X"; exit 3`)
+	p := testproc.Options{WaitReady: true, Env: []string{"SHMLINK_TESTPROC=exec-peer", "TESTPROC_X=x"}}.Exec(t, exe)
 	fmt.Fprintln(p.Stdin, "hello")
 	if line := p.Stdout.Next(t); line != "got hello x" {
 		t.Fatalf("line %q", line)
@@ -327,7 +370,20 @@ func TestExec(t *testing.T) {
 	if code := p.ExitCode(t); code != 3 {
 		t.Fatalf("exit code %d, want 3", code)
 	}
-	if p.String() != "sh" {
-		t.Errorf("name %q, want sh", p.String())
+	if want := filepath.Base(exe); p.String() != want {
+		t.Errorf("name %q, want %s", p.String(), want)
 	}
+}
+
+// execPeer says ready, reads a line and answers it with $TESTPROC_X, then
+// exits 3.
+func execPeer([]string) error {
+	testproc.Ready()
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	fmt.Printf("got %s %s\n", strings.TrimSpace(line), os.Getenv("TESTPROC_X"))
+	os.Exit(3)
+	return nil
 }

@@ -19,7 +19,7 @@ import (
 // children inherit it.
 func LinkDir(t *testing.T) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "links")
+	dir := filepath.Join(testproc.TempDir(t), "links")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

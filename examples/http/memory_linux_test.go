@@ -1,5 +1,3 @@
-//go:build linux
-
 package main
 
 import (
@@ -7,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -17,6 +14,9 @@ import (
 	"github.com/shmlink/shmlink/examples/internal/exampletest"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
+
+// osRoles are the roles of the Linux-only tests.
+var osRoles = map[string]func([]string) error{"holder": holder}
 
 var idleLinks = flag.Int("idle.links", 16, "links TestIdleLinkMemory holds")
 
@@ -62,19 +62,6 @@ func holder(args []string) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(h)
-}
-
-func fetchStats(c *http.Client, addr string) (stats, error) {
-	var s stats
-	req, err := http.NewRequest("GET", baseURL(addr)+"/stats", nil)
-	if err != nil {
-		return s, err
-	}
-	_, body, err := try(c, req)
-	if err == nil {
-		err = json.Unmarshal(body, &s)
-	}
-	return s, err
 }
 
 // TestIdleLinkMemory measures what idle links in an HTTP client's pool

@@ -1,0 +1,94 @@
+package shmlink
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/shmlink/shmlink/internal/testproc"
+)
+
+// TestMain runs the tests, or a child's role.
+func TestMain(m *testing.M) { testproc.Main(m, roles()) }
+
+var pathNames atomic.Int64
+
+// pathName is a link name that is an absolute path (a pipe of its own,
+// outside the names of the link directory), fresh for the test.
+func pathName(t testing.TB, name string) string {
+	return fmt.Sprintf(`\\.\pipe\shmlink-test-%d-%d-%s`, os.Getpid(), pathNames.Add(1), name)
+}
+
+// baselineTransport is what the contract tests hold a link to: loopback
+// TCP, what a Windows program would use without shmlink.
+var baselineTransport = transport{"tcp",
+	func(t *testing.T) (net.Listener, string) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, l.Addr().String()
+	},
+	func(t *testing.T, addr string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}}
+
+// ensureFiles does nothing: Windows has no per-process limit on handles
+// that a test could reach.
+func ensureFiles(uint64) error { return nil }
+
+// resources is what a process holds that a link could leak: handles (a
+// segment, its view's section, four events and a pipe per link).
+type resources struct {
+	handles int
+}
+
+func snapshot(t testing.TB) resources {
+	t.Helper()
+	n, err := testproc.OpenHandles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resources{handles: n}
+}
+
+// handleSlack is how many handles the runtime may open meanwhile (for its
+// threads and timers) without a leak: less than one link's worth per
+// round of any loop that checks.
+const handleSlack = 24
+
+// leaked reports whether after holds more handles than before and the
+// runtime's own.
+func (after resources) leaked(before resources) bool {
+	return after.handles > before.handles+handleSlack
+}
+
+// killSelf ends this process at once (TerminateProcess): no deferred
+// function runs and nothing is said to the peer.
+func killSelf() error {
+	p, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
+
+// checkLinksAfterKill checks what ListLinks says once the server of
+// "probed" was killed and the one of "other" (pid) is live: on Windows a
+// name dies with its server, so only "other" is listed (nothing is ever
+// stale).
+func checkLinksAfterKill(t *testing.T, links []LinkInfo, pid int) {
+	t.Helper()
+	if len(links) != 1 {
+		t.Fatalf("ListLinks: %+v, want only the live link", links)
+	}
+	if l := links[0]; l.Name != "other" || l.Stale || l.Err != nil || l.PID != pid {
+		t.Fatalf("live link: %+v, want other served by pid %d", l, pid)
+	}
+}

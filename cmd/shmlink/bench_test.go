@@ -352,7 +352,7 @@ func TestBenchTable(t *testing.T) {
 		{"unix-buffered", "batched", "14.00 M", "base"},
 		{"per message = "}, {"batched = a 64 KiB buffer"}, {"over 4 KiB"}, {"vs base: "}, {"vs limit: "},
 		{"idle receiver: 64 B round trips"}, {"before: bare ping-pong 0.12 µs", "after: bare ping-pong 0.40 µs: vCPUs distant"},
-		{"pause", "transport", "measured pause", "median", "CPU/RT", "vs unix", "CPU vs unix"},
+		{"pause", "transport", "measured pause", "median", "CPU/RT", "vs " + bench.RoundTripBaseline, "CPU vs " + bench.RoundTripBaseline},
 		{"1ms", "shmlink", "1060.00 µs", "30.00 µs", "90.00 µs", "40.00 µs", "0.80×", "0.50×"},
 		{"unix", "1070.00 µs", "24.00 µs", "20.00 µs", "1.00×"},
 		{"pause only", "1050.00 µs", "9.00 µs"},

@@ -150,7 +150,7 @@ func PathTransport[L interface{ Close() error }, C Conn](name string,
 	return &Transport{
 		Name: name,
 		Listen: func(dir string) (*Endpoint, error) {
-			path := filepath.Join(dir, name+".sock")
+			path := endpointPath(dir, name)
 			l, err := listen(path)
 			if err != nil {
 				return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -176,4 +177,11 @@ func dialPipe(name string) (*os.File, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// endpointPath is where a PathTransport's listener meets its dialler. A
+// Windows link is a named pipe, so the run's private directory only lends
+// its unique name to the pipe's.
+func endpointPath(dir, name string) string {
+	return `\\.\pipe\` + name + "-" + filepath.Base(dir)
 }

@@ -181,7 +181,12 @@ func (c *cell) measure(d time.Duration) error {
 		if err != nil {
 			return err
 		}
-		c.perMsg = max(el/time.Duration(k), 1)
+		if el > 0 {
+			// A batch under the clock's resolution tells no rate;
+			// taking it as 1 ns a message would size the next batch
+			// for minutes (as Windows' coarse time.Now once did).
+			c.perMsg = max(el/time.Duration(k), 1)
+		}
 		c.batchRates = append(c.batchRates, div(float64(k), el.Seconds()))
 		c.lat = append(c.lat, lat...)
 		total += el

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os/exec"
 	"slices"
 	"time"
@@ -180,13 +181,18 @@ func (c *cell) measure(d time.Duration) error {
 		if err != nil {
 			return err
 		}
-		c.perMsg = max(el/time.Duration(k), 1)
-		c.batchRates = append(c.batchRates, float64(k)/el.Seconds())
+		if el > 0 {
+			// A batch under the clock's resolution tells no rate;
+			// taking it as 1 ns a message would size the next batch
+			// for minutes (as Windows' coarse time.Now once did).
+			c.perMsg = max(el/time.Duration(k), 1)
+		}
+		c.batchRates = append(c.batchRates, div(float64(k), el.Seconds()))
 		c.lat = append(c.lat, lat...)
 		total += el
 		n += k
 	}
-	c.rates = append(c.rates, float64(n)/total.Seconds())
+	c.rates = append(c.rates, div(float64(n), total.Seconds()))
 	c.msgs += n
 	if c.row.limit && c.w.RoundTrip {
 		round := slices.Sorted(slices.Values(c.lat[first:]))
@@ -403,9 +409,19 @@ func results(cells [][]*cell) []Result {
 // median latency over r's, for one way r's rate over base's.
 func ratio(r, base Result) float64 {
 	if r.RoundTrip {
-		return base.MedianNs / r.MedianNs
+		return div(base.MedianNs, r.MedianNs)
 	}
-	return r.MsgPerSec / base.MsgPerSec
+	return div(r.MsgPerSec, base.MsgPerSec)
+}
+
+// div is a/b, or 0 (no figure) where b is none: 0 where a figure is
+// missing or under the clock's resolution. A report's rate or ratio is
+// never infinite: JSON cannot carry it, and it would mean nothing.
+func div(a, b float64) float64 {
+	if b <= 0 || math.IsInf(a, 0) || math.IsNaN(a) {
+		return 0
+	}
+	return a / b
 }
 
 // limitRow returns the index of the limit row that the others of one

@@ -148,3 +148,22 @@ func TestResultsLimits(t *testing.T) {
 		t.Errorf("a limit not measured: %+v", r)
 	}
 }
+
+// TestRatioOfNoFigure checks that a figure of zero (under the clock's
+// resolution, or missing) gives no ratio rather than an infinite one,
+// which encoding/json refuses.
+func TestRatioOfNoFigure(t *testing.T) {
+	zero := Result{RoundTrip: true}
+	some := Result{RoundTrip: true, MedianNs: 100}
+	for _, c := range []struct {
+		r, base Result
+		want    float64
+	}{
+		{some, zero, 0}, {zero, some, 0}, {zero, zero, 0}, {some, some, 1},
+		{Result{MsgPerSec: 5}, Result{}, 0}, {Result{MsgPerSec: 5}, Result{MsgPerSec: 10}, 0.5},
+	} {
+		if got := ratio(c.r, c.base); got != c.want {
+			t.Errorf("ratio(%+v, %+v) = %v, want %v", c.r, c.base, got, c.want)
+		}
+	}
+}

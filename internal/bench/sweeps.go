@@ -97,7 +97,7 @@ func (pt *point) measureIdle(d time.Duration) error {
 	cpu0, cpuErr := cpuNow(pt.peer)
 	var busy, idle time.Duration
 	n := 0
-	for start := time.Now(); time.Since(start) < d; {
+	for start := sys.Nanotime(); time.Duration(sys.Nanotime()-start) < d; {
 		lat := make([]time.Duration, k)
 		b, i, err := pt.peer.RoundTripsIdle(SweepSize, k, gap, lat)
 		if err != nil {
@@ -119,10 +119,10 @@ func (pt *point) measureLinks(d time.Duration) error {
 	var wg sync.WaitGroup
 	counts := make([]int, len(pt.peer.Drivers))
 	errs := make([]error, len(pt.peer.Drivers))
-	start := time.Now()
+	start := sys.Nanotime()
 	for i, drv := range pt.peer.Drivers {
 		wg.Go(func() {
-			for time.Since(start) < d {
+			for time.Duration(sys.Nanotime()-start) < d {
 				if _, err := drv.RoundTrips(SweepSize, 64, nil); err != nil {
 					errs[i] = err
 					return
@@ -132,7 +132,7 @@ func (pt *point) measureLinks(d time.Duration) error {
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
+	el := time.Duration(sys.Nanotime() - start)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (pt *point) measureLinks(d time.Duration) error {
 
 func (pt *point) record(n int, el, cpu time.Duration, cpuErr error) {
 	pt.res.RoundTrips += n
-	pt.rates = append(pt.rates, float64(n)/el.Seconds())
+	pt.rates = append(pt.rates, div(float64(n), el.Seconds()))
 	if cpuErr != nil {
 		pt.noCPU = true
 	} else {
@@ -192,9 +192,9 @@ func sweepRatios(rs []SweepResult, idle bool) {
 		}
 		base := rs[b]
 		if idle {
-			r.Ratio = base.MedianNs / r.MedianNs
+			r.Ratio = div(base.MedianNs, r.MedianNs)
 		} else {
-			r.Ratio = r.RTPerSec / base.RTPerSec
+			r.Ratio = div(r.RTPerSec, base.RTPerSec)
 		}
 		if r.CPUPerRTNs > 0 && base.CPUPerRTNs > 0 {
 			r.CPURatio = base.CPUPerRTNs / r.CPUPerRTNs
@@ -212,12 +212,12 @@ func (pt *point) measurePause(d time.Duration) error {
 	gap := time.Duration(pt.res.GapNs)
 	cpu0, err0 := sys.ProcessCPUTime()
 	n := 0
-	start := time.Now()
-	for time.Since(start) < d/4 {
+	start := sys.Nanotime()
+	for time.Duration(sys.Nanotime()-start) < d/4 {
 		sys.SleepThread(gap)
 		n++
 	}
-	el := time.Since(start)
+	el := time.Duration(sys.Nanotime() - start)
 	cpu1, err1 := sys.ProcessCPUTime()
 	pt.res.RoundTrips += n
 	pt.gaps += el
@@ -226,7 +226,7 @@ func (pt *point) measurePause(d time.Duration) error {
 	} else {
 		pt.cpus = append(pt.cpus, float64(cpu1-cpu0)/float64(n))
 	}
-	pt.rates = append(pt.rates, float64(n)/el.Seconds())
+	pt.rates = append(pt.rates, div(float64(n), el.Seconds()))
 	return nil
 }
 

@@ -126,10 +126,11 @@ func Start(cmd *exec.Cmd, pin int) (_ *Peer, err error) {
 	if pin >= 0 {
 		cmd.Env = append(cmd.Env, envPin+"="+strconv.Itoa(pin))
 	}
-	cmd.ExtraFiles = []*os.File{segFile, cmdR, readyW}
+	passFiles(cmd, segFile, cmdR, readyW)
 	err = cmd.Start()
 	cmdR.Close()
 	readyW.Close()
+	startedWith(segFile)
 	if err != nil {
 		return nil, fmt.Errorf("start limit peer: %w", err)
 	}
@@ -181,7 +182,9 @@ func (p *Peer) PingPong(n int, lat []time.Duration) (time.Duration, error) {
 	if err := p.command(opPingPong, p.seq, uint64(n)); err != nil {
 		return 0, err
 	}
-	start := time.Now()
+	// sys.Nanotime, not time.Now: on Windows the latter moves in steps of
+	// the timer interrupt (up to 15.6 ms), far coarser than a round trip.
+	start := sys.Nanotime()
 	t := start
 	for i := range n {
 		p.seq++
@@ -192,15 +195,15 @@ func (p *Peer) PingPong(n int, lat []time.Duration) (time.Duration, error) {
 			}
 		}
 		if lat != nil && ((i+1)%GroupSize == 0 || i == n-1) {
-			now := time.Now()
+			now := sys.Nanotime()
 			g := i%GroupSize + 1
 			for k := i + 1 - g; k <= i; k++ {
-				lat[k] = now.Sub(t) / time.Duration(g)
+				lat[k] = time.Duration(now-t) / time.Duration(g)
 			}
 			t = now
 		}
 	}
-	el := time.Since(start)
+	el := time.Duration(sys.Nanotime() - start)
 	return el, p.waitDone(uint64(n))
 }
 
@@ -231,7 +234,7 @@ func (p *Peer) Ring(size, n, chunk int) (time.Duration, error) {
 	if err := p.command(opRing, uint64(size), uint64(n)); err != nil {
 		return 0, err
 	}
-	start := time.Now()
+	start := sys.Nanotime()
 	pos, tail := p.head, tailW.Load()
 	published := pos
 	for i := range n {
@@ -281,7 +284,7 @@ func (p *Peer) Ring(size, n, chunk int) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	el := time.Since(start)
+	el := time.Duration(sys.Nanotime() - start)
 	p.head = pos
 	return el, p.waitDone(uint64(n))
 }
@@ -365,9 +368,9 @@ func RunPeer() error {
 		runtime.GOMAXPROCS(1) // one CPU: no second thread to contend for it
 
 	}
-	segFile, cmdR, readyW := os.NewFile(3, "limit-segment"), os.NewFile(4, "limit-commands"), os.NewFile(5, "limit-ready")
-	if segFile == nil || cmdR == nil || readyW == nil {
-		return errors.New("limit peer: descriptors 3 to 5 missing")
+	segFile, cmdR, readyW, err := childFiles()
+	if err != nil {
+		return fmt.Errorf("limit peer: %w", err)
 	}
 	defer cmdR.Close()
 	defer readyW.Close()

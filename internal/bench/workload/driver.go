@@ -59,7 +59,9 @@ func (d *Driver) RoundTrips(size, n int, lat []time.Duration) (time.Duration, er
 	if err != nil {
 		return 0, err
 	}
-	start := time.Now()
+	// sys.Nanotime, not time.Now: on Windows the latter moves in steps of
+	// the timer interrupt (up to 15.6 ms), far coarser than a round trip.
+	start := sys.Nanotime()
 	t := start
 	for i := range n {
 		if err := d.send(msg); err != nil {
@@ -73,12 +75,12 @@ func (d *Driver) RoundTrips(size, n int, lat []time.Duration) (time.Duration, er
 			return 0, fmt.Errorf("round trip %d: echo has %d bytes, sent %d", i, k, size)
 		}
 		if lat != nil {
-			now := time.Now()
-			lat[i] = now.Sub(t)
+			now := sys.Nanotime()
+			lat[i] = time.Duration(now - t)
 			t = now
 		}
 	}
-	return time.Since(start), nil
+	return time.Duration(sys.Nanotime() - start), nil
 }
 
 // OneWay sends n messages of size bytes as fast as the peer takes them,
@@ -89,7 +91,7 @@ func (d *Driver) OneWay(size, n int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	start := time.Now()
+	start := sys.Nanotime()
 	for i := range n {
 		if err := d.c.WriteMessage(msg); err != nil {
 			return 0, fmt.Errorf("message %d: write: %w", i, err)
@@ -105,7 +107,7 @@ func (d *Driver) OneWay(size, n int) (time.Duration, error) {
 	if k != 8 || binary.LittleEndian.Uint64(d.in) != uint64(n) {
 		return 0, fmt.Errorf("bad ack %x for %d messages", d.in[:k], n)
 	}
-	return time.Since(start), nil
+	return time.Duration(sys.Nanotime() - start), nil
 }
 
 // RoundTripsIdle is RoundTrips with a pause of gap before each request,
@@ -119,12 +121,12 @@ func (d *Driver) RoundTripsIdle(size, n int, gap time.Duration, lat []time.Durat
 		return 0, 0, err
 	}
 	for i := range n {
-		t0 := time.Now()
+		t0 := sys.Nanotime()
 		if gap > 0 {
 			sys.SleepThread(gap)
 		}
-		t := time.Now()
-		idle += t.Sub(t0)
+		t := sys.Nanotime()
+		idle += time.Duration(t - t0)
 		if err := d.send(msg); err != nil {
 			return 0, 0, fmt.Errorf("round trip %d: write: %w", i, err)
 		}
@@ -135,7 +137,7 @@ func (d *Driver) RoundTripsIdle(size, n int, gap time.Duration, lat []time.Durat
 		if k != size {
 			return 0, 0, fmt.Errorf("round trip %d: echo has %d bytes, sent %d", i, k, size)
 		}
-		el := time.Since(t)
+		el := time.Duration(sys.Nanotime() - t)
 		busy += el
 		if lat != nil {
 			lat[i] = el

@@ -10,11 +10,11 @@ cd "$here/../.."
 # The packages that run under Wine: all of the library's, the CLI's and
 # the demos'. The others are Linux-only by nature (internal/testns:
 # namespaces; c/interop: the C library is POSIX; examples/containers), or
-# not ported yet (internal/bench/workload, whose peers and transports are
-# Unix ones; examples/grpc, whose tests signal their servers with SIGTERM,
-# as examples/http's Linux-only tests do).
+# not ported yet (examples/grpc, whose tests signal their servers with
+# SIGTERM, as examples/http's Linux-only tests do).
 packages=(./internal/ring ./internal/wire ./internal/wake ./internal/sys ./internal/testproc
-  . ./cmd/shmlink ./examples/filewalk ./examples/chat ./examples/http ./examples/internal/transport ./internal/bench)
+  . ./cmd/shmlink ./examples/filewalk ./examples/chat ./examples/http ./examples/internal/transport
+  ./internal/bench ./internal/bench/limit ./internal/bench/workload)
 
 own=""
 if [ -z "${WINEPREFIX:-}" ] || [ ! -f "$WINEPREFIX/system.reg" ]; then

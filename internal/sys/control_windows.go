@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -52,8 +53,10 @@ type Conn struct {
 	rbuf []byte
 	eof  bool // the peer called CloseWrite, guarded by rmu
 
-	wmu     sync.Mutex
-	wclosed bool // guarded by wmu
+	wmu       sync.Mutex
+	wclosed   bool         // guarded by wmu
+	wdeadline atomic.Int64 // Unix nanoseconds, 0 for none
+	wclose    atomic.Bool  // Close has begun: no new write may use h
 
 	unreg func() // the listener's bookkeeping of its instances
 	once  sync.Once
@@ -209,8 +212,66 @@ func (c *Conn) write(pkt []byte) error {
 	if c.wclosed {
 		return fmt.Errorf("send: %w", io.ErrClosedPipe)
 	}
-	_, err := c.f.Write(pkt)
-	return err
+	return c.writeFile(pkt)
+}
+
+// writeFile writes one packet with an overlapped WriteFile of its own
+// rather than through c.f: os.File keeps a file offset that its Read and
+// Write update without synchronisation (internal/poll, Go 1.26), which the
+// race detector reports when Recv and Send overlap, as they do on every
+// link. The event's low bit keeps the completion off Go's I/O completion
+// port, which only knows its own operations. A write to a pipe with room
+// completes at once; one that waits for the peer to read blocks this
+// thread until the peer reads, the deadline passes or Close.
+func (c *Conn) writeFile(pkt []byte) error {
+	if c.wclose.Load() {
+		return &os.PathError{Op: "write", Path: c.f.Name(), Err: os.ErrClosed}
+	}
+	ev, err := windows.CreateEvent(nil, 1, 0, nil)
+	if err != nil {
+		return fmt.Errorf("send: CreateEvent: %w", err)
+	}
+	defer windows.CloseHandle(ev)
+	ov := windows.Overlapped{HEvent: ev | 1}
+	var n uint32
+	err = windows.WriteFile(c.h, pkt, &n, &ov)
+	if errors.Is(err, windows.ERROR_IO_PENDING) {
+		// The peer is not reading. Wait in slices, so that Close and the
+		// deadline end the wait: nothing else would.
+		for {
+			slice := 50 * time.Millisecond
+			var late error
+			if d := c.wdeadline.Load(); d != 0 {
+				if left := time.Until(time.Unix(0, d)); left <= 0 {
+					late = os.ErrDeadlineExceeded
+				} else {
+					slice = min(slice, left)
+				}
+			}
+			if c.wclose.Load() {
+				late = os.ErrClosed
+			}
+			if late != nil {
+				windows.CancelIoEx(c.h, &ov)
+				windows.GetOverlappedResult(c.h, &ov, &n, true)
+				return &os.PathError{Op: "write", Path: c.f.Name(), Err: late}
+			}
+			r, _ := windows.WaitForSingleObject(ev, uint32(slice.Milliseconds())+1)
+			if r == windows.WAIT_OBJECT_0 {
+				break
+			}
+		}
+		err = windows.GetOverlappedResult(c.h, &ov, &n, false)
+	}
+	switch {
+	case err != nil && c.wclose.Load():
+		return &os.PathError{Op: "write", Path: c.f.Name(), Err: os.ErrClosed}
+	case err != nil:
+		return &os.PathError{Op: "write", Path: c.f.Name(), Err: err}
+	case int(n) != len(pkt):
+		return fmt.Errorf("send: short write of %d of %d bytes", n, len(pkt))
+	}
+	return nil
 }
 
 // Recv reads one packet into b and returns its length and the handles it
@@ -325,7 +386,14 @@ func (c *Conn) PeerCred() (Cred, error) {
 
 // SetDeadline bounds Send and Recv; a time in the past cuts off a call in
 // progress. A zero t means none.
-func (c *Conn) SetDeadline(t time.Time) error { return c.f.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	c.wdeadline.Store(d)
+	return c.f.SetDeadline(t)
+}
 
 // CloseWrite shuts down the sending side: the peer reads end of file, as if
 // this process were gone, while this side may still read. A pipe cannot
@@ -337,14 +405,19 @@ func (c *Conn) CloseWrite() error {
 		return nil
 	}
 	c.wclosed = true
-	_, err := c.f.Write([]byte{finMarker})
-	return err
+	return c.writeFile([]byte{finMarker})
 }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
 	err := os.ErrClosed
 	c.once.Do(func() {
+		// A write blocked on a peer that does not read gives up within a
+		// wait slice; the lock waits it out, so that no write reaches the
+		// handle's number after it is closed and perhaps reused.
+		c.wclose.Store(true)
+		c.wmu.Lock()
+		c.wmu.Unlock()
 		err = c.f.Close()
 		if c.peer != 0 {
 			windows.CloseHandle(c.peer)

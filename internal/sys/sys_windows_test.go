@@ -1130,3 +1130,75 @@ func TestOnlyWaitingIsNotDeadlock(t *testing.T) {
 	defer c.Close()
 	p.Wait(t)
 }
+
+// TestSendToPeerNotReading fills the pipe towards a peer that does not
+// read: the blocked Send ends at its deadline, and another one ends when
+// the Conn is closed, so neither a deadline nor Close is ignored by the
+// writes that do not go through os.File. Recv and Send run at once on
+// each end, as on every link (the race detector watches that).
+func TestSendToPeerNotReading(t *testing.T) {
+	c, s, _ := connPair(t)
+	pkt := make([]byte, 32<<10)
+	c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		err = c.Send(pkt)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Send to a full pipe: %v, want a deadline error", err)
+	}
+
+	// The peer reads and writes at once; the pipe drains.
+	c.SetDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, len(pkt))
+		for {
+			if _, _, err := s.Recv(buf, 0); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	go func() {
+		for s.Send([]byte("x")) == nil {
+		}
+	}()
+	buf := make([]byte, 8)
+	for i := 0; i < 100; i++ {
+		if err := c.Send(pkt); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Recv(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A Send blocked on a peer that stopped reading ends with Close.
+	s2c, s2s, _ := connPair(t)
+	blocked := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			err = s2c.Send(pkt)
+		}
+		blocked <- err
+	}()
+	waitFor(t, "a Send to block", func() bool {
+		// A packet sits unread: the writer is at the next one, or blocked.
+		var avail uint32
+		r, _, _ := procPeekNamedPipe.Call(uintptr(s2s.h), 0, 0, 0, uintptr(unsafe.Pointer(&avail)), 0)
+		return r != 0 && avail >= uint32(len(pkt))
+	})
+	s2c.Close()
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("Send ended by Close: %v, want os.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a blocked Send did not end when its Conn was closed")
+	}
+	c.Close()
+	<-done
+}

@@ -32,11 +32,11 @@ func childBenchPeer([]string) error { return workload.RunPeer(benchTransports().
 // benchTransports are the transports a benchmark may use; the peer looks
 // them up by name.
 func benchTransports() []*workload.Transport {
-	return []*workload.Transport{linkTransport("shmlink", 0), linkTransport("shmlink-ring4M", benchRing4M), workload.Unix}
+	return []*workload.Transport{linkTransport("shmlink", nil), linkTransport("shmlink-ring4M", &Config{RingSize: benchRing4M}), workload.Unix}
 }
 
-func linkTransport(name string, ring int) *workload.Transport {
-	cfg := &Config{RingSize: ring}
+// linkTransport is a benchmark transport of links with cfg.
+func linkTransport(name string, cfg *Config) *workload.Transport {
 	return workload.PathTransport(name,
 		func(path string) (*Listener, error) { return Listen(path, cfg) },
 		(*Listener).AcceptConn,

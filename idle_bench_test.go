@@ -3,7 +3,6 @@
 package shmlink
 
 import (
-	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -65,15 +64,7 @@ func idleTransport(name string, spin time.Duration) *workload.Transport {
 	if name == "unix" {
 		return workload.Unix
 	}
-	cfg := &Config{SpinTime: spin}
-	return workload.PathTransport(name,
-		func(path string) (*Listener, error) { return Listen(path, cfg) },
-		(*Listener).AcceptConn,
-		func(path string) (*Conn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return Dial(ctx, path, cfg)
-		})
+	return linkTransport(name, &Config{SpinTime: spin})
 }
 
 // The idle-echo peer echoes every message except these one-byte commands.

@@ -251,6 +251,7 @@ func TestContainerMessages(t *testing.T) {
 		{"socket-path", func(v *volume, who string) string { return filepath.Join(v.at(who), "ct.sock") }, "send 64 65537"},
 	} {
 		t.Run(tc.how, func(t *testing.T) {
+			openProcessWide()
 			before := snapshot(t)
 			v := newVolume(t)
 			server := v.peer(t, "server", testns.Container{}, tc.name(v, "server"), "server", ctRing)

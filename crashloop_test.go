@@ -32,12 +32,7 @@ func TestCrashLoop(t *testing.T) {
 	}
 	t.Logf("seed %d: replay with -crashloop.seed=%d -crashloop.rounds=%d", seed, seed, *crashRounds)
 	rng := rand.New(rand.NewPCG(seed, 7))
-	// The runtime's netpoller opens two descriptors of its own on first
-	// use; open them now, or a run of this test alone counts them as leaks.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
+	openProcessWide()
 	before := snapshot(t)
 
 	// Side A: our client Link, restarted echo servers.

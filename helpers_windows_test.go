@@ -46,7 +46,7 @@ func ensureFiles(uint64) error { return nil }
 // resources is what a process holds that a link could leak: handles (a
 // segment, its view's section, four events and a pipe per link).
 type resources struct {
-	handles int
+	handles, threads int
 }
 
 func snapshot(t testing.TB) resources {
@@ -55,18 +55,27 @@ func snapshot(t testing.TB) resources {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resources{handles: n}
+	th, err := testproc.Threads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resources{handles: n, threads: th}
 }
 
-// handleSlack is how many handles the runtime may open meanwhile (for its
-// threads and timers) without a leak: less than one link's worth per
-// round of any loop that checks.
-const handleSlack = 24
+// A Go thread holds handles of its own (itself, two wake-up events and a
+// timer), and a busy test makes threads, so a leak check counts handles
+// net of threadHandles per new thread, less a slack for the runtime's
+// other lazily made handles: smaller than one link's (a section, four
+// events and a pipe).
+const (
+	threadHandles = 4
+	handleSlack   = 4
+)
 
-// leaked reports whether after holds more handles than before and the
+// leaked reports whether after holds more handles than before, net of the
 // runtime's own.
 func (after resources) leaked(before resources) bool {
-	return after.handles > before.handles+handleSlack
+	return after.handles-before.handles > handleSlack+threadHandles*max(0, after.threads-before.threads)
 }
 
 // killSelf ends this process at once (TerminateProcess): no deferred

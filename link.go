@@ -62,8 +62,12 @@ type Link struct {
 	hmu    sync.Mutex // serialises handler calls
 	ctx    context.Context
 	cancel context.CancelFunc
-	status atomic.Int32
-	once   sync.Once
+	// reads is done as soon as Close begins, before ctx: from then on the
+	// readers take nothing from the rings, as no handler would get it.
+	reads     context.Context
+	stopReads context.CancelFunc
+	status    atomic.Int32
+	once      sync.Once
 
 	// The link's goroutines are counted so that Close can wait for them;
 	// one inside a handler does not count, so a handler may call Close.
@@ -112,6 +116,7 @@ func open(ctx context.Context, name string, role Role, h Handlers, cfg *Config) 
 	l := &Link{name: name, role: role, cfg: conf, h: h, connected: make(chan struct{})}
 	l.idle.L = &l.mu
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.reads, l.stopReads = context.WithCancel(l.ctx)
 	switch role {
 	case RoleClient:
 		if l.ep, err = newClientEndpoint(conf, name); err != nil {
@@ -290,13 +295,13 @@ func (l *Link) runClient(path string) {
 // sessions it simply finds the ring empty and sleeps.
 func (l *Link) readClient() {
 	for {
-		m, err := l.ep.readMessage(l.ctx)
+		m, err := l.ep.readMessage(l.reads)
 		switch {
 		case err == nil:
 			l.onMessage(m)
 		case errors.Is(err, ErrMessageTooLarge):
 			l.onError(opErr("link", l.name, err))
-		case l.closing() || errors.Is(err, net.ErrClosed):
+		case l.reads.Err() != nil || errors.Is(err, net.ErrClosed):
 			return
 		default:
 			// The peer broke the protocol (the endpoint has failed): the
@@ -352,12 +357,17 @@ func (l *Link) runServer() {
 // everything it sent is read.
 func (l *Link) readServer(c *Conn) {
 	for {
-		m, err := c.ep.readMessage(l.ctx)
+		m, err := c.ep.readMessage(l.reads)
 		switch {
 		case err == nil:
 			l.onMessage(m)
 		case errors.Is(err, ErrMessageTooLarge):
 			l.onError(opErr("link", l.name, err))
+		case l.reads.Err() != nil:
+			// Close has begun. Ending the session now would say goodbye
+			// while the name is still ours: wait until Close has let it go.
+			<-l.ctx.Done()
+			return
 		default:
 			if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrHandshake) {
 				l.onError(opErr("link", l.name, err))
@@ -439,6 +449,7 @@ func (l *Link) Close() error {
 	err := opErr("close", l.name, net.ErrClosed)
 	l.once.Do(func() {
 		err = nil
+		l.stopReads()
 		l.mu.Lock()
 		l.closed = true
 		unhook := l.unhook

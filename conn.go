@@ -39,6 +39,10 @@ type Conn struct {
 	endOnce        sync.Once
 	controlStopped chan struct{}
 	onClose        func() // set by a Listener to count its clients
+	// taken, on a server whose client answers the Welcome with Taken
+	// (wire.FlagTaken), is closed when that answer comes: until then the
+	// client may still be pulling our doorbells out of this process.
+	taken chan struct{}
 }
 
 // peer is what a handshake learned about the other side.
@@ -100,6 +104,7 @@ func (c *Conn) start() {
 func (c *Conn) control() {
 	defer close(c.controlStopped)
 	var buf [64]byte
+	takenYet := false
 	for {
 		n, hs, err := c.ctl.Recv(buf[:], 0)
 		if err != nil {
@@ -107,6 +112,11 @@ func (c *Conn) control() {
 			return
 		}
 		m, err := wire.Decode(buf[:n], len(hs))
+		if err == nil && m.Type == wire.Taken && c.taken != nil && !takenYet {
+			takenYet = true
+			close(c.taken)
+			continue
+		}
 		if err == nil && m.Type != wire.Bye && m.Type != wire.Shut {
 			err = fmt.Errorf("unexpected %s after handshake", m.Type)
 		}
@@ -174,6 +184,17 @@ func (c *Conn) end(bye bool) {
 		}
 		if bye && prev == stateOpen {
 			_ = c.ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Bye}))
+		}
+		if c.taken != nil && prev != stateFailed {
+			// Our doorbells close after this: not under a client that
+			// has yet to take them (it answers at once, or leaves).
+			t := time.NewTimer(c.ep.cfg.HandshakeTimeout)
+			select {
+			case <-c.taken:
+			case <-c.controlStopped:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		c.ctl.Close()
 		<-c.controlStopped

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmlink/shmlink/internal/sys"
@@ -177,9 +178,12 @@ func handshakeClient(ctx context.Context, name, path string, conf Config, ep *en
 		}()
 	}
 	hello := wire.Encode(nil, wire.Msg{Type: wire.Hello, PID: uint32(os.Getpid()),
-		MaxMessage: uint64(conf.MaxMessageSize), Flags: wire.FlagHalfClose})
+		MaxMessage: uint64(conf.MaxMessageSize), Flags: helloFlags})
 	if err := ctl.Send(hello, ep.seg.Handle(), ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send hello: %w", err))
+	}
+	if hook := testHookHelloSent.Load(); hook != nil {
+		(*hook)()
 	}
 	var buf [256]byte
 	n, hs, err := ctl.Recv(buf[:], wire.Welcome.Handles())
@@ -194,6 +198,12 @@ func handshakeClient(ctx context.Context, name, path string, conf Config, ep *en
 	if err != nil {
 		return nil, err
 	}
+	if w.flags&helloFlags&wire.FlagTaken != 0 {
+		// The server may be closing already and waits for this before it
+		// lets its doorbells go. If it cannot be sent, the server is gone,
+		// which the session reports once it starts.
+		_ = ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Taken}))
+	}
 	if !stop() {
 		w.peerData.Close()
 		w.peerSpace.Close()
@@ -205,6 +215,21 @@ func handshakeClient(ctx context.Context, name, path string, conf Config, ep *en
 	w.cred = cred
 	return newConn(ep, ctl, w), nil
 }
+
+// helloFlags are what this client understands: half-close always, and
+// Taken where the server's doorbells are pulled out of its process.
+var helloFlags = wire.FlagHalfClose | takenFlag()
+
+func takenFlag() uint32 {
+	if sys.HandlesPulled {
+		return wire.FlagTaken
+	}
+	return 0
+}
+
+// testHookHelloSent, if set, runs between a client's Hello and its read of
+// the Welcome: tests use it to let the server act first.
+var testHookHelloSent atomic.Pointer[func()]
 
 // readWelcome decodes the server's answer and takes its doorbells. On any
 // error every received handle is closed.

@@ -261,8 +261,14 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	}
 	undo.add(func() error { ep.close(nil); p.peerData.Close(); return p.peerSpace.Close() })
 
+	// Where the client pulls our doorbells out of this process, it says
+	// when it has them, if it can: they must stay open until then.
+	flags, taken := wire.FlagHalfClose, false
+	if sys.HandlesPulled && hello.Flags&wire.FlagTaken != 0 {
+		flags, taken = flags|wire.FlagTaken, true
+	}
 	welcome := wire.Encode(nil, wire.Msg{Type: wire.Welcome, PID: uint32(os.Getpid()),
-		MaxMessage: uint64(l.cfg.MaxMessageSize), Flags: wire.FlagHalfClose})
+		MaxMessage: uint64(l.cfg.MaxMessageSize), Flags: flags})
 	if err := ctl.Send(welcome, ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, err
 	}
@@ -278,6 +284,9 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	p.remote = &Addr{Name: l.name, Path: l.path, PID: cred.PID}
 	p.cred, p.maxSend, p.flags = cred, hello.MaxMessage, hello.Flags
 	c := newConn(ep, ctl, p)
+	if taken {
+		c.taken = make(chan struct{})
+	}
 	l.track(c, true)
 	c.onClose = func() { l.track(c, false); l.clients.Add(-1) }
 	c.start()

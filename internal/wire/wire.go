@@ -22,22 +22,27 @@ type Type uint8
 
 // Control packet types.
 const (
-	Hello   Type = 1 // client → server, with 3 handles
-	Welcome Type = 2 // server → client, with 2 handles
-	Reject  Type = 3 // server → client, then the server closes
-	Bye     Type = 4 // either side: clean close, sent after the last data
-	Probe   Type = 5 // a client that only wants Info
-	Info    Type = 6 // server → prober
-	Shut    Type = 7 // either side: writes no more data, still reads; only to a peer with FlagHalfClose
-	Stat    Type = 8 // a prober that wants Links
-	Links   Type = 9 // server → prober: Info's fields and one record per link
+	Hello   Type = 1  // client → server, with 3 handles
+	Welcome Type = 2  // server → client, with 2 handles
+	Reject  Type = 3  // server → client, then the server closes
+	Bye     Type = 4  // either side: clean close, sent after the last data
+	Probe   Type = 5  // a client that only wants Info
+	Info    Type = 6  // server → prober
+	Shut    Type = 7  // either side: writes no more data, still reads; only to a peer with FlagHalfClose
+	Stat    Type = 8  // a prober that wants Links
+	Links   Type = 9  // server → prober: Info's fields and one record per link
+	Taken   Type = 10 // client → server, right after Welcome: its handles are taken; only to a server with FlagTaken
 )
 
 // Hello and Welcome flags: what the sender understands beyond version 1's
 // base.
 const (
 	FlagHalfClose uint32 = 1 << 0 // the sender understands Shut
-
+	// FlagTaken, in a Hello: the client answers a Welcome that has it
+	// with Taken; in a Welcome: send it. Where handles are pulled out of
+	// the sender (Windows), it lets a server keep its doorbells until the
+	// client has them.
+	FlagTaken uint32 = 1 << 1
 )
 
 func (t Type) String() string {
@@ -60,6 +65,8 @@ func (t Type) String() string {
 		return "stat"
 	case Links:
 		return "links"
+	case Taken:
+		return "taken"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -238,7 +245,7 @@ func Decode(b []byte, nhandles int) (Msg, error) {
 		if len(b) == want {
 			m.Reason = string(body[4:])
 		}
-	case Bye, Probe, Shut, Stat:
+	case Bye, Probe, Shut, Stat, Taken:
 		want = headerLen
 	case Info:
 		want = headerLen + 16

@@ -17,6 +17,8 @@ func TestRoundTrip(t *testing.T) {
 		{Type: Probe},
 		{Type: Info, PID: 3, Clients: 12, Since: 1700000000000000000},
 		{Type: Stat},
+		{Type: Taken},
+		{Type: Welcome, PID: 7, MaxMessage: 99, Flags: FlagHalfClose | FlagTaken},
 		{Type: Links, PID: 3, Clients: 2, Since: 17, Links: []LinkRecord{
 			{PID: 9, Since: 5, RingSize: 4096, Sent: DirRecord{1, 2, 3, 4, 5, 6, 7}, Received: DirRecord{Fill: 8}},
 			{PID: 10}}},

@@ -25,7 +25,7 @@ func InheritFile(h Handle) (*os.File, error) {
 
 // InheritedHandle takes a file that this process inherited (from
 // os.NewFile on the descriptor) as a Handle, for AttachSegment.
-func InheritedHandle(f *os.File) Handle { return Handle{f} }
+func InheritedHandle(f *os.File) Handle { return fileHandle(f) }
 
 // ProcessCPUTime returns the user and system time this process has used,
 // all threads together, from getrusage: on Linux the sum is exact to the

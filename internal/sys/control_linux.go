@@ -75,7 +75,10 @@ func (c *Conn) Send(b []byte, hs ...Handle) error {
 	if len(hs) > 0 {
 		fds := make([]int, len(hs))
 		for i, h := range hs {
-			fds[i] = int(h.f.Fd())
+			if !h.ok {
+				return fmt.Errorf("%w: no handle to send", ErrBadHandle)
+			}
+			fds[i] = h.fd
 		}
 		oob = unix.UnixRights(fds...)
 	}
@@ -159,7 +162,7 @@ func parseRights(oob []byte) ([]Handle, error) {
 			continue
 		}
 		for _, fd := range fds {
-			hs = append(hs, Handle{os.NewFile(uintptr(fd), "received")})
+			hs = append(hs, Handle{fd: fd, ok: true})
 		}
 	}
 	return hs, perr

@@ -19,6 +19,7 @@ import (
 // goroutine at a time may Wait; Ring may be called from anywhere.
 type Doorbell struct {
 	f        *os.File
+	h        Handle
 	rc       syscall.RawConn
 	deadline time.Time
 	buf      [8]byte
@@ -36,7 +37,7 @@ func NewDoorbell() (*Doorbell, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Doorbell{f: f, rc: rc}, nil
+	return &Doorbell{f: f, h: Handle{f: f, fd: fd, ok: true}, rc: rc}, nil
 }
 
 // Wait blocks until the doorbell rings, the deadline passes
@@ -60,7 +61,7 @@ func (d *Doorbell) Wait(deadline time.Time) error {
 func (d *Doorbell) Ring() { signal(d.rc) }
 
 // Handle is the doorbell's handle, to send to the peer (borrowed).
-func (d *Doorbell) Handle() Handle { return Handle{d.f} }
+func (d *Doorbell) Handle() Handle { return d.h }
 
 // Close releases the doorbell; a waiter returns os.ErrClosed.
 func (d *Doorbell) Close() error { return d.f.Close() }
@@ -79,35 +80,41 @@ type Bell struct {
 // checking that it really is an eventfd: ringing writes 8 bytes into it, so
 // a peer must not pass us a pipe or a file. On error h is closed.
 func OpenBell(h Handle) (*Bell, error) {
-	if h.f == nil {
+	if !h.ok {
 		return nil, fmt.Errorf("%w: no doorbell", ErrBadHandle)
 	}
-	defer h.Close() // the Bell keeps a duplicate, unknown to the poller
-	var fd int
-	rc, err := h.f.SyscallConn()
-	if err != nil {
+	if h.f != nil {
+		// Not a received handle: the Bell needs a descriptor of its own.
+		defer h.Close()
+		var dup int
+		var err error
+		rc, rerr := h.f.SyscallConn()
+		if rerr != nil {
+			return nil, rerr
+		}
+		rc.Control(func(f uintptr) { dup, err = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) })
+		if err != nil {
+			return nil, fmt.Errorf("doorbell: dup: %w", err)
+		}
+		h = Handle{fd: dup, ok: true}
+	}
+	if err := checkBell(h.fd); err != nil {
+		h.Close()
 		return nil, err
 	}
-	var serr error
-	if cerr := rc.Control(func(f uintptr) { fd, serr = openBell(int(f)) }); cerr != nil {
-		return nil, cerr
-	}
-	if serr != nil {
-		return nil, serr
-	}
-	return &Bell{fd: fd}, nil
+	return &Bell{fd: h.fd}, nil
 }
 
-// openBell checks that fd is an eventfd, makes sure it does not block,
-// and returns a duplicate of it.
-func openBell(fd int) (int, error) {
+// checkBell checks that fd is an eventfd, and makes sure it does not
+// block.
+func checkBell(fd int) error {
 	var buf [32]byte
 	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
 	switch {
 	case err != nil:
-		return -1, fmt.Errorf("%w: doorbell: %w", ErrBadHandle, err)
+		return fmt.Errorf("%w: doorbell: %w", ErrBadHandle, err)
 	case string(buf[:n]) != "anon_inode:[eventfd]":
-		return -1, fmt.Errorf("%w: doorbell is %q, not an eventfd", ErrBadHandle, buf[:n])
+		return fmt.Errorf("%w: doorbell is %q, not an eventfd", ErrBadHandle, buf[:n])
 	}
 	// A peer could hand over a blocking eventfd and saturate it, so that
 	// ringing it would block this thread. The flag lives in the file
@@ -119,13 +126,9 @@ func openBell(fd int) (int, error) {
 		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("doorbell: set non-blocking: %w", err)
+		return fmt.Errorf("doorbell: set non-blocking: %w", err)
 	}
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("doorbell: dup: %w", err)
-	}
-	return dup, nil
+	return nil
 }
 
 // Ring wakes the peer. It never blocks and is safe against a concurrent

@@ -19,6 +19,7 @@ const requiredSeals = unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
 // descriptor or a mapping.
 type Segment struct {
 	f   *os.File
+	h   Handle
 	mem []byte
 }
 
@@ -41,7 +42,7 @@ func CreateSegment(name string, size int) (_ *Segment, err error) {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, requiredSeals); err != nil {
 		return nil, fmt.Errorf("seal memfd: %w", err)
 	}
-	return mapSegment(f, size)
+	return mapSegment(f, fd, size)
 }
 
 // AttachSegment checks that h, received from the peer, is shared memory
@@ -53,10 +54,10 @@ func AttachSegment(h Handle, minSize, maxSize int64) (_ *Segment, err error) {
 			h.Close()
 		}
 	}()
-	if h.f == nil {
+	if !h.ok {
 		return nil, fmt.Errorf("%w: no segment", ErrBadHandle)
 	}
-	fd := int(h.f.Fd())
+	fd := h.fd
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment is not a memfd: F_GET_SEALS: %w", ErrBadHandle, err)
@@ -74,22 +75,26 @@ func AttachSegment(h Handle, minSize, maxSize int64) (_ *Segment, err error) {
 	if st.Size < minSize || st.Size > maxSize {
 		return nil, fmt.Errorf("%w: segment of %d bytes is outside [%d, %d]", ErrBadHandle, st.Size, minSize, maxSize)
 	}
-	return mapSegment(h.f, int(st.Size))
+	if h.f == nil {
+		// From here the File owns the descriptor (and closes it on error).
+		h.f = os.NewFile(uintptr(fd), "memfd:received") // blocking: not for the poller
+	}
+	return mapSegment(h.f, fd, int(st.Size))
 }
 
-func mapSegment(f *os.File, size int) (*Segment, error) {
-	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+func mapSegment(f *os.File, fd, size int) (*Segment, error) {
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes: %w", size, err)
 	}
-	return &Segment{f: f, mem: mem}, nil
+	return &Segment{f: f, h: Handle{f: f, fd: fd, ok: true}, mem: mem}, nil
 }
 
 // Mem is the mapping. It is valid until Close.
 func (s *Segment) Mem() []byte { return s.mem }
 
 // Handle is the segment's handle, to send to the peer (borrowed).
-func (s *Segment) Handle() Handle { return Handle{s.f} }
+func (s *Segment) Handle() Handle { return s.h }
 
 // Close unmaps the segment and releases its handle. The caller guarantees
 // that nothing touches Mem any more.

@@ -35,7 +35,7 @@ func TestSegmentCreateAttach(t *testing.T) {
 		t.Fatalf("attached %d bytes, byte 100 = %d", len(a.Mem()), a.Mem()[100])
 	}
 	// The seals hold against both sides.
-	if err := unix.Ftruncate(int(a.f.Fd()), 4096); err == nil {
+	if err := unix.Ftruncate(a.h.fd, 4096); err == nil {
 		t.Error("a sealed segment shrank")
 	}
 	h2, _ := dup(s.Handle())
@@ -56,8 +56,8 @@ func TestAttachRefusesUnsealedAndOtherFiles(t *testing.T) {
 	}
 	defer w.Close()
 	for name, h := range map[string]Handle{
-		"unsealed memfd": {os.NewFile(uintptr(fd), "unsealed")},
-		"pipe":           {r},
+		"unsealed memfd": {fd: fd, ok: true},
+		"pipe":           fileHandle(r),
 		"none":           {},
 	} {
 		if _, err := AttachSegment(h, 0, 1<<20); !errors.Is(err, ErrBadHandle) {
@@ -106,7 +106,7 @@ func TestOpenBellRefusesOtherFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := OpenBell(Handle{r}); !errors.Is(err, ErrBadHandle) {
+	if _, err := OpenBell(fileHandle(r)); !errors.Is(err, ErrBadHandle) {
 		t.Fatalf("pipe as a bell: %v", err)
 	}
 	if _, err := r.Stat(); err == nil {
@@ -125,7 +125,10 @@ func listenTest(t *testing.T) (string, *Listener) {
 	return path, l
 }
 
-func TestConnPacketsWithHandles(t *testing.T) {
+// connPair returns both ends of a control connection, closed when the test
+// ends.
+func connPair(t *testing.T) (client, server *Conn) {
+	t.Helper()
 	path, l := listenTest(t)
 	accepted := make(chan *Conn, 1)
 	go func() {
@@ -139,9 +142,17 @@ func TestConnPacketsWithHandles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	s := <-accepted
-	defer s.Close()
+	if s == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { s.Close() })
+	return c, s
+}
+
+func TestConnPacketsWithHandles(t *testing.T) {
+	c, s := connPair(t)
 
 	cred, err := s.PeerCred()
 	if err != nil || cred.PID != os.Getpid() || !cred.SameUser || cred.UID != os.Getuid() {
@@ -333,11 +344,11 @@ func TestWatchDir(t *testing.T) {
 // dup returns a second handle to the object behind h, as passing it to a
 // peer would.
 func dup(h Handle) (Handle, error) {
-	fd, err := unix.FcntlInt(h.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := unix.FcntlInt(uintptr(h.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return Handle{}, err
 	}
-	return Handle{os.NewFile(uintptr(fd), "dup")}, nil
+	return Handle{fd: fd, ok: true}, nil
 }
 
 // TestBellOutsidePoller checks that a Bell rings through a descriptor of
@@ -358,15 +369,12 @@ func TestBellOutsidePoller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.f.Stat(); err == nil {
-		t.Error("OpenBell left the handle open")
-	}
 	watched := pollerWatches(t)
 	if watched[b.fd] {
 		t.Errorf("the bell's descriptor %d is in the poller's set", b.fd)
 	}
-	if !watched[int(d.f.Fd())] {
-		t.Errorf("the doorbell's descriptor %d is not in the poller's set: the check sees nothing", d.f.Fd())
+	if !watched[d.h.fd] {
+		t.Errorf("the doorbell's descriptor %d is not in the poller's set: the check sees nothing", d.h.fd)
 	}
 	b.Ring()
 	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
@@ -414,4 +422,39 @@ func pollerWatches(t *testing.T) map[int]bool {
 		}
 	}
 	return watched
+}
+
+// TestSentHandlesStayAsTheyWere: sending a doorbell leaves its eventfd
+// non-blocking (a blocking one would make every wait on it hold a thread
+// and ignore deadlines, and a peer need not set the flag back: the C
+// library does not), and a received handle is not registered with the
+// poller: a Bell rings through it outside the poller, and registering it
+// only to drop it again cost each dial two epoll_ctl calls.
+func TestSentHandlesStayAsTheyWere(t *testing.T) {
+	c, s := connPair(t)
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := c.Send([]byte("bell"), d.Handle()); err != nil {
+		t.Fatal(err)
+	}
+	flags, err := unix.FcntlInt(uintptr(d.h.fd), unix.F_GETFL, 0)
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		t.Errorf("the doorbell's flags after Send: %#x, %v; want O_NONBLOCK", flags, err)
+	}
+	buf := make([]byte, 16)
+	_, hs, err := s.Recv(buf, 1)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("Recv: %d handles, %v", len(hs), err)
+	}
+	if pollerWatches(t)[hs[0].fd] {
+		t.Errorf("the received descriptor %d is in the poller's set", hs[0].fd)
+	}
+	// A deadline still ends a wait on the doorbell that was sent.
+	if err := d.Wait(time.Now().Add(10 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("wait past the deadline: %v", err)
+	}
+	CloseHandles(hs)
 }

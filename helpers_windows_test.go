@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/shmlink/shmlink/internal/sys"
 	"github.com/shmlink/shmlink/internal/testproc"
 )
 
@@ -43,38 +44,56 @@ var baselineTransport = transport{"tcp",
 // that a test could reach.
 func ensureFiles(uint64) error { return nil }
 
-// resources is what a process holds that a link could leak: handles (a
-// segment, its view's section, four events and a pipe per link).
+// resources is what a process holds that a link could leak: handles (per
+// link a section, four events, a pipe and the peer's process), and the
+// threads whose own handles must not count as leaks.
 type resources struct {
 	handles, threads int
+	kinds            map[string]int // handles by kind, where they can be told apart
 }
 
 func snapshot(t testing.TB) resources {
 	t.Helper()
-	n, err := testproc.OpenHandles()
-	if err != nil {
-		t.Fatal(err)
-	}
 	th, err := testproc.Threads()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resources{handles: n, threads: th}
+	n, err := testproc.OpenHandles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resources{handles: n, threads: th, kinds: map[string]int{}}
+	if hs, err := testproc.OwnHandles(); err == nil {
+		for _, h := range hs {
+			if k, err := sys.HandleKind(h); err == nil {
+				r.kinds[k]++
+			}
+		}
+	}
+	return r
 }
 
+// exactKinds are the kinds of handle that only a link (or a child
+// process) makes, so that any more of them after than before is a leak.
+var exactKinds = []string{"Section", "File", "Process"}
+
 // A Go thread holds handles of its own (itself, two wake-up events and a
-// timer), and a busy test makes threads, so a leak check counts handles
+// timer), and a busy test makes threads, so the other handles are counted
 // net of threadHandles per new thread, less a slack for the runtime's
-// other lazily made handles: smaller than one link's (a section, four
-// events and a pipe).
+// other lazily made handles.
 const (
 	threadHandles = 4
 	handleSlack   = 4
 )
 
-// leaked reports whether after holds more handles than before, net of the
-// runtime's own.
+// leaked reports whether after holds more handles than before: of the
+// exact kinds, any; of the others, more than the runtime's own.
 func (after resources) leaked(before resources) bool {
+	for _, k := range exactKinds {
+		if after.kinds[k] > before.kinds[k] {
+			return true
+		}
+	}
 	return after.handles-before.handles > handleSlack+threadHandles*max(0, after.threads-before.threads)
 }
 

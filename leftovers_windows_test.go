@@ -13,6 +13,7 @@ import (
 // once, and this process holds no more handles than before.
 func TestNothingLeftAfterKills(t *testing.T) {
 	linkDir(t)
+	openProcessWide()
 	before := snapshot(t)
 	for round := range 3 {
 		// A killed server, under our client.

@@ -64,6 +64,11 @@ type sectionBasicInfo struct {
 	MaximumSize          int64
 }
 
+// HandleKind returns the kernel's name for the type of the object behind
+// h, one of this process's handles ("Section", "Event", "File", ...): for
+// tests that count handles by kind.
+func HandleKind(h windows.Handle) (string, error) { return objectTypeName(h) }
+
 // objectTypeName returns the kernel's name for the type of the object
 // behind h ("Section", "Event", "File", ...), or an error if h is not a
 // valid handle.

@@ -135,16 +135,18 @@ func OpenHandles() (int, error) {
 	if n > 0 {
 		return int(n), nil
 	}
-	return handlesInSystemTable()
+	hs, err := OwnHandles()
+	return len(hs), err
 }
 
 var procGetProcessHandleCount = windows.NewLazySystemDLL("kernel32.dll").NewProc("GetProcessHandleCount")
 
-// handlesInSystemTable counts this process's entries in the system handle
-// table. SYSTEM_HANDLE_INFORMATION_EX is two pointer-sized words (the
-// count, reserved), then 40-byte SYSTEM_HANDLE_TABLE_ENTRY_INFO_EX entries
-// whose second word is the owning process id.
-func handlesInSystemTable() (int, error) {
+// OwnHandles returns the values of this process's handles, from the
+// system handle table. SYSTEM_HANDLE_INFORMATION_EX is two pointer-sized
+// words (the count, reserved), then 40-byte
+// SYSTEM_HANDLE_TABLE_ENTRY_INFO_EX entries whose second word is the
+// owning process id and third the handle's value.
+func OwnHandles() ([]windows.Handle, error) {
 	const systemExtendedHandleInformation = 64
 	const header, entry = 16, 40
 	buf := make([]byte, 1<<20)
@@ -157,21 +159,23 @@ func handlesInSystemTable() (int, error) {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("NtQuerySystemInformation(SystemExtendedHandleInformation): %w", err)
+			return nil, fmt.Errorf("NtQuerySystemInformation(SystemExtendedHandleInformation): %w", err)
 		}
 		break
 	}
 	total := *(*uintptr)(unsafe.Pointer(&buf[0]))
 	if total > uintptr((len(buf)-header)/entry) {
-		return 0, fmt.Errorf("system handle table: %d entries do not fit %d bytes", total, len(buf))
+		return nil, fmt.Errorf("system handle table: %d entries do not fit %d bytes", total, len(buf))
 	}
-	pid, n := uintptr(os.Getpid()), 0
+	pid := uintptr(os.Getpid())
+	var hs []windows.Handle
 	for i := range int(total) {
-		if *(*uintptr)(unsafe.Pointer(&buf[header+i*entry+8])) == pid {
-			n++
+		e := buf[header+i*entry:]
+		if *(*uintptr)(unsafe.Pointer(&e[8])) == pid {
+			hs = append(hs, windows.Handle(*(*uintptr)(unsafe.Pointer(&e[16]))))
 		}
 	}
-	return n, nil
+	return hs, nil
 }
 
 // Threads counts the OS threads of this process. Each thread of the Go

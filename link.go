@@ -63,7 +63,9 @@ type Link struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	// reads is done as soon as Close begins, before ctx: from then on the
-	// readers take nothing from the rings, as no handler would get it.
+	// readers begin no new message, as no handler would get it (one being
+	// taken at that moment is the one a closing side may lose, PROTOCOL.md
+	// 7.1).
 	reads     context.Context
 	stopReads context.CancelFunc
 	status    atomic.Int32
@@ -327,10 +329,12 @@ func (l *Link) runServer() {
 			continue
 		}
 		// Close ends the session it finds here; one accepted after Close
-		// looked is ended now.
+		// looked is ended now, once Close has let the name go (its
+		// goodbye must not send the client back to this listener).
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
+			<-l.ctx.Done()
 			c.Close()
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,24 @@ func childLinkClientSender(args []string) error {
 		}
 	}
 	testproc.Ready()
+	io.Copy(io.Discard, os.Stdin)
+	return l.Close()
+}
+
+// childLinkClientFlood is childLinkClientSender that says ready first, so
+// that the parent acts while the messages flow.
+func childLinkClientFlood(args []string) error {
+	n, _ := strconv.Atoi(args[1])
+	l, err := Open(context.Background(), args[0], RoleClient, Handlers{}, &Config{RingSize: testRing})
+	if err != nil {
+		return err
+	}
+	testproc.Ready()
+	for i := 0; i < n; i++ {
+		if err := l.Send(testMessage(5, uint32(i), 64+i%3000)); err != nil {
+			return err
+		}
+	}
 	io.Copy(io.Discard, os.Stdin)
 	return l.Close()
 }
@@ -269,4 +288,83 @@ func TestOpenWithCancelledContext(t *testing.T) {
 	if err := l.Send([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Send on a closed link: %v", err)
 	}
+}
+
+// TestClosingServerTakesNoMore: a server-role Link closed while its client
+// floods it (Close called from outside the handlers) begins no new
+// message once Close has begun: it loses at most the one it may be taking
+// at that moment, and the next server gets all the rest, in order. It
+// used to drop every message its reader took between the start of Close
+// and the end of the listener's teardown (8 to 275 per Close here).
+func TestClosingServerTakesNoMore(t *testing.T) {
+	linkDir(t)
+	const total = 20000
+	var mu sync.Mutex
+	var got []uint32
+	progress := make(chan int, 1)
+	record := Handlers{OnMessage: func(m []byte) {
+		_, seq, err := checkMessage(m)
+		if err != nil {
+			t.Errorf("message: %v", err)
+			return
+		}
+		mu.Lock()
+		got = append(got, seq)
+		n := len(got)
+		mu.Unlock()
+		select {
+		case progress <- n:
+		default:
+		}
+	}}
+	waitFor := func(what string, done func(n int) bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if done(n) {
+				return
+			}
+			select {
+			case <-progress:
+			case <-deadline:
+				t.Fatalf("%s: %d messages after 30s", what, n)
+			}
+		}
+	}
+	srv, err := Open(context.Background(), "flood", RoleServer, record, &Config{RingSize: testRing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := startChild(t, "link-client-flood", "flood", strconv.Itoa(total))
+	const closes = 6
+	for round := 1; round <= closes; round++ {
+		waitFor("server "+strconv.Itoa(round), func(n int) bool { return n >= round*total/(closes+2) })
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if srv, err = Open(context.Background(), "flood", RoleServer, record, &Config{RingSize: testRing}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer srv.Close()
+	waitFor("last server", func(n int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return n > 0 && got[n-1] == total-1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("seq %d after %d: duplicated or reordered", got[i], got[i-1])
+		}
+	}
+	if lost := total - len(got); lost > closes {
+		t.Errorf("%d messages lost to %d Closes; at most one each may be", lost, closes)
+	}
+	ch.Stdin.Close()
+	ch.Wait(t)
 }

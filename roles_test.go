@@ -20,6 +20,7 @@ var childRoles = map[string]func(args []string) error{
 	"link-echo-server":   childLinkEchoServer,
 	"link-burst-server":  childLinkBurstServer,
 	"link-client-sender": childLinkClientSender,
+	"link-client-flood":  childLinkClientFlood,
 
 	// crash_test.go: peers to kill, and control connections that never
 	// speak.

@@ -187,14 +187,18 @@ func (c *Conn) end(bye bool) {
 		}
 		if c.taken != nil && prev != stateFailed {
 			// Our doorbells close after this: not under a client that
-			// has yet to take them (it answers at once, or leaves).
-			t := time.NewTimer(c.ep.cfg.HandshakeTimeout)
-			select {
-			case <-c.taken:
-			case <-c.controlStopped:
-			case <-t.C:
+			// has yet to take them. It answers at once or leaves; one
+			// that does neither within the handshake timeout of the
+			// WELCOME is not waited for.
+			if wait := time.Until(c.since.Add(c.ep.cfg.HandshakeTimeout)); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-c.taken:
+				case <-c.controlStopped:
+				case <-t.C:
+				}
+				t.Stop()
 			}
-			t.Stop()
 		}
 		c.ctl.Close()
 		<-c.controlStopped

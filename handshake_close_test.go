@@ -8,6 +8,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
 )
 
 // TestServerClosesRightAfterWelcome: a server that closes a link as soon as
@@ -38,13 +40,16 @@ func TestServerClosesRightAfterWelcome(t *testing.T) {
 		close(accepted)
 		c.Close()
 	}()
+	closedEarly := make(chan bool, 1)
 	hook := func() {
 		<-accepted
 		grace := time.NewTimer(300 * time.Millisecond)
 		defer grace.Stop()
 		select {
 		case <-closed:
+			closedEarly <- true
 		case <-grace.C:
+			closedEarly <- false
 		}
 	}
 	testHookHelloSent.Store(&hook)
@@ -58,6 +63,12 @@ func TestServerClosesRightAfterWelcome(t *testing.T) {
 	}
 	defer c.Close()
 	testHookHelloSent.Store(nil)
+	// Where the client pulls the doorbells, the server's Close must have
+	// waited for it: a Close that returned first may have let the client
+	// pull handles that the server's next link had been given meanwhile.
+	if early := <-closedEarly; early && sys.HandlesPulled {
+		t.Error("the server's Close returned before the client had taken its doorbells")
+	}
 	if _, err := c.ReadMessage(); !errors.Is(err, io.EOF) {
 		t.Errorf("read after the server's close: %v, want io.EOF", err)
 	}

@@ -52,6 +52,7 @@ var cVictimOfClient = map[string][]string{
 	"split-into":          {"=timeout", "go", "msg 16 ABCDEFGHIJKLMNOP", "end"},
 	"header-rewrite":      {"msg 6 intact", "end"},
 	"resize":              {"msg 6 intact", "end"},
+	"unasked-taken":       {"handshake"},
 }
 
 // followSteps runs steps against the C victim v and the attacker a.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shmlink/shmlink/internal/ring"
 	"github.com/shmlink/shmlink/internal/testproc"
+	"github.com/shmlink/shmlink/internal/wire"
 )
 
 // A hostile client: a correct handshake, then damage to the shared memory
@@ -22,6 +23,9 @@ import (
 // after a correct handshake. Steps that need the parent to have done
 // something first wait for a go-ahead line on stdin.
 var clientDamage = map[string]func(p *rawPeer) error{
+	// TAKEN answers only a WELCOME that asked for it (Windows: PROTOCOL.md
+	// 10.5); a Linux server never asks.
+	"unasked-taken":  func(p *rawPeer) error { return rawSend(p.sock, wire.Encode(nil, wire.Msg{Type: wire.Taken})) },
 	"tail-beyond":    func(p *rawPeer) error { p.publish(1 << 40); return nil },
 	"tail-unaligned": func(p *rawPeer) error { p.publish(5); return nil },
 	"tail-backwards": func(p *rawPeer) error {
@@ -148,6 +152,12 @@ func TestHostileClient(t *testing.T) {
 	path := sockPath(dir, "hostile")
 
 	checks := map[string]func(*testing.T, *Conn, *testproc.Proc){
+		"unasked-taken": func(t *testing.T, c *Conn, _ *testproc.Proc) {
+			_, err := c.ReadMessage()
+			if !errors.Is(err, ErrHandshake) || c.Status() != StatusFailed {
+				t.Fatalf("read after an unasked TAKEN: %v, status %v; want ErrHandshake, failed", err, c.Status())
+			}
+		},
 		"tail-beyond":         readExpectCorrupt,
 		"tail-unaligned":      readExpectCorrupt,
 		"absurd-length":       readExpectCorrupt,

@@ -145,15 +145,18 @@ func (l *Listener) Close() error {
 			d[0].Close()
 			d[1].Close()
 		}
+		// Together: each may wait for its client's Taken (Conn.end).
+		var ends sync.WaitGroup
 		for {
 			select {
 			case c := <-l.ready:
-				c.Close()
+				ends.Go(func() { c.Close() })
 				continue
 			default:
 			}
 			break
 		}
+		ends.Wait()
 	})
 	return err
 }

@@ -7,11 +7,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
 
-# The packages that run under Wine: all of the library's, the CLI's and
-# the demos'. The others are Linux-only by nature (internal/testns:
-# namespaces; c/interop: the C library is POSIX; examples/containers), or
-# not ported yet (examples/grpc, whose tests signal their servers with
-# SIGTERM, as examples/http's Linux-only tests do).
+# The packages that run under Wine: all of the library's, the CLI's, the
+# demos' and the examples', and then the gRPC example, a module of its own.
+# The others are Linux-only by nature (internal/testns: namespaces;
+# c/interop: the C library is POSIX; examples/containers), as are the
+# examples' tests that stop a server with SIGTERM.
 packages=(./internal/ring ./internal/wire ./internal/wake ./internal/sys ./internal/testproc
   . ./cmd/shmlink ./examples/filewalk ./examples/chat ./examples/http ./examples/internal/transport
   ./internal/bench ./internal/bench/limit ./internal/bench/workload)
@@ -35,3 +35,5 @@ for a in "$@"; do
 done
 env GOOS=windows GOARCH=amd64 "${race[@]}" \
   go test -count=1 -timeout 10m "$@" "${packages[@]}"
+(cd examples/grpc && env GOOS=windows GOARCH=amd64 "${race[@]}" \
+  go test -count=1 -timeout 5m "$@" ./...)

@@ -25,10 +25,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -179,7 +177,7 @@ func serveCommand(args []string) error {
 		fs.StringVar(&addr, "addr", addr, "where to listen")
 		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
 	})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := serverproc.StopContext()
 	defer stop()
 
 	l, err := transport.Listen(addr, &cfg)

@@ -28,13 +28,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/shmlink/shmlink"
@@ -70,7 +68,7 @@ func serveCommand(args []string) error {
 		fs.DurationVar(&writeTimeout, "write-timeout", 0, "http.Server.WriteTimeout")
 		fs.BoolVar(&h2c, "h2c", false, "also serve HTTP/2 without TLS (prior knowledge)")
 	})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := serverproc.StopContext()
 	defer stop()
 
 	l, err := transport.Listen(addr, &cfg)

@@ -27,10 +27,11 @@ func LinkDir(t *testing.T) {
 }
 
 // StartServer runs "role server --addr addr extra..." and returns it once
-// it listens, with the address to dial.
+// it listens, with the address to dial. Closing its Stdin stops it
+// gracefully, on every OS (serverproc.EnvStopOnEOF).
 func StartServer(t *testing.T, role, addr string, extra ...string) (*testproc.Proc, string) {
 	t.Helper()
-	p := testproc.Options{Name: "server"}.Start(t, role, append([]string{"server", "--addr", addr}, extra...)...)
+	p := testproc.Options{Name: "server", Env: []string{serverproc.EnvStopOnEOF + "=1"}}.Start(t, role, append([]string{"server", "--addr", addr}, extra...)...)
 	line := p.Stdout.Expect(t, serverproc.ListeningPrefix)
 	return p, strings.TrimPrefix(line, serverproc.ListeningPrefix)
 }

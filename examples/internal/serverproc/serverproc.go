@@ -1,19 +1,42 @@
 // Package serverproc starts an example's server as a child process: the
 // program itself, run as "EXE server --addr ADDR". The server says on
-// stdout when it listens, and where; SIGTERM stops it gracefully.
+// stdout when it listens, and where. Ctrl-C or SIGTERM stops it
+// gracefully; so does the end of its stdin when its parent asks for that
+// (EnvStopOnEOF), which is how a parent stops it on Windows too, where one
+// process cannot send another a signal.
 package serverproc
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
+
+// EnvStopOnEOF, set to 1 in a server's environment, makes the end of its
+// stdin stop it as SIGTERM would.
+const EnvStopOnEOF = "SHMLINK_EXAMPLE_STOP_ON_EOF"
+
+// StopContext returns a context that is done when the server should stop
+// gracefully: on Ctrl-C, SIGTERM, or, if EnvStopOnEOF is 1, the end of
+// stdin.
+func StopContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if os.Getenv(EnvStopOnEOF) == "1" {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			stop()
+		}()
+	}
+	return ctx, stop
+}
 
 // ListeningPrefix starts the line a server prints on stdout once it
 // listens, followed by the address to dial.
@@ -27,7 +50,8 @@ type Server struct {
 	// Addr is the address the server listens on, from its listening line.
 	Addr string
 	cmd  *exec.Cmd
-	done chan error // cmd.Wait's result
+	in   io.WriteCloser // the server's stdin: closing it stops the server
+	done chan error     // cmd.Wait's result
 	stop sync.Once
 	err  error // Stop's
 }
@@ -44,8 +68,13 @@ func Start(addr string, out io.Writer, extra ...string) (*Server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe, append([]string{"server", "--addr", addr}, extra...)...)
+	cmd.Env = append(os.Environ(), EnvStopOnEOF+"=1")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +84,7 @@ func Start(addr string, out io.Writer, extra ...string) (*Server, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	s := &Server{cmd: cmd, done: make(chan error, 1)}
+	s := &Server{cmd: cmd, in: in, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	go func() {
 		lines := bufio.NewScanner(stdout)
@@ -80,15 +109,16 @@ func Start(addr string, out io.Writer, extra ...string) (*Server, error) {
 	}
 }
 
-// Stop asks the server to stop gracefully, as Ctrl-C would, waits for it
-// to exit and says how it exited. Calls after the first only say it again.
+// Stop asks the server to stop gracefully, as Ctrl-C would (it closes the
+// server's stdin: see EnvStopOnEOF), waits for it to exit and says how it
+// exited. Calls after the first only say it again.
 func (s *Server) Stop() error {
 	s.stop.Do(func() { s.err = s.signalAndWait() })
 	return s.err
 }
 
 func (s *Server) signalAndWait() error {
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.in.Close(); err != nil {
 		return err
 	}
 	select {
@@ -97,7 +127,7 @@ func (s *Server) signalAndWait() error {
 	case <-time.After(timeout):
 		s.cmd.Process.Kill()
 		<-s.done
-		return fmt.Errorf("server still running %v after SIGTERM", timeout)
+		return fmt.Errorf("server still running %v after it was told to stop", timeout)
 	}
 }
 

@@ -23,6 +23,7 @@ type Doorbell struct {
 	rc       syscall.RawConn
 	deadline time.Time
 	buf      [8]byte
+	ring     func() // d.Ring, made once
 }
 
 // NewDoorbell makes a doorbell.
@@ -37,7 +38,9 @@ func NewDoorbell() (*Doorbell, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Doorbell{f: f, h: Handle{f: f, fd: fd, ok: true}, rc: rc}, nil
+	d := &Doorbell{f: f, h: Handle{f: f, fd: fd, ok: true}, rc: rc}
+	d.ring = d.Ring
+	return d, nil
 }
 
 // Wait blocks until the doorbell rings, the deadline passes
@@ -52,7 +55,19 @@ func (d *Doorbell) Wait(deadline time.Time) error {
 		}
 		d.deadline = deadline
 	}
+	if deadline.IsZero() {
+		_, err := d.f.Read(d.buf[:])
+		return err
+	}
+	// The peer shares this eventfd's file description and could clear
+	// O_NONBLOCK on it: a read of the empty eventfd would then block this
+	// thread, and the poller's deadline could not end it. Our own ring at
+	// the deadline does. (Close and cancellation ring anyway.)
+	self := time.AfterFunc(time.Until(deadline), d.ring)
 	_, err := d.f.Read(d.buf[:])
+	if !self.Stop() && err == nil {
+		err = os.ErrDeadlineExceeded // our own ring, or one as late
+	}
 	return err
 }
 

@@ -351,20 +351,28 @@ func dup(h Handle) (Handle, error) {
 	return Handle{fd: fd, ok: true}, nil
 }
 
+// doorbellAndPeerHandle makes a doorbell, closed when the test ends, and
+// the handle to it that its peer would get.
+func doorbellAndPeerHandle(t *testing.T) (*Doorbell, Handle) {
+	t.Helper()
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	h, err := dup(d.Handle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, h
+}
+
 // TestBellOutsidePoller checks that a Bell rings through a descriptor of
 // its own that the runtime's poller does not watch (else each ring would
 // wake this process's poller thread for nothing), that OpenBell takes the
 // handle, and that rings racing Close are dropped.
 func TestBellOutsidePoller(t *testing.T) {
-	d, err := NewDoorbell()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	h, err := dup(d.Handle())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, h := doorbellAndPeerHandle(t)
 	b, err := OpenBell(h)
 	if err != nil {
 		t.Fatal(err)
@@ -457,4 +465,35 @@ func TestSentHandlesStayAsTheyWere(t *testing.T) {
 		t.Errorf("wait past the deadline: %v", err)
 	}
 	CloseHandles(hs)
+}
+
+// TestDoorbellMadeBlockingByPeer: the peer shares our eventfd's file
+// description and can clear O_NONBLOCK on it. A wait must still end at its
+// deadline (a plain read of the empty eventfd would block the thread for
+// good), and still see a ring.
+func TestDoorbellMadeBlockingByPeer(t *testing.T) {
+	d, h := doorbellAndPeerHandle(t)
+	defer h.Close()
+	flags, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(h.fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- d.Wait(time.Now().Add(20 * time.Millisecond)) }()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("wait: %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		d.Ring() // let the goroutine go
+		t.Fatal("a wait on a doorbell the peer made blocking ignored its deadline")
+	}
+	go unix.Write(h.fd, one[:])
+	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("ring after the peer made the doorbell blocking: %v", err)
+	}
 }

@@ -107,14 +107,10 @@ func reserveAndCommit(c *Conn, m []byte) error {
 	return c.CommitMessage(len(m))
 }
 
-// childZeroCopyEchoServer listens on args[0] and echoes every message of
-// one client, borrowing each and sending it back through a reservation,
-// every third one with the copying calls instead.
-func childZeroCopyEchoServer(args []string) error {
-	if err := childArgs(args, 1); err != nil {
-		return err
-	}
-	l, err := Listen(args[0], nil)
+// serveOne listens on name, says ready, and runs serve on the first link
+// it accepts, closing both after.
+func serveOne(name string, serve func(*Conn) error) error {
+	l, err := Listen(name, nil)
 	if err != nil {
 		return err
 	}
@@ -125,6 +121,20 @@ func childZeroCopyEchoServer(args []string) error {
 		return err
 	}
 	defer c.Close()
+	return serve(c)
+}
+
+// childZeroCopyEchoServer listens on args[0] and echoes every message of
+// one client, borrowing each and sending it back through a reservation,
+// every third one with the copying calls instead.
+func childZeroCopyEchoServer(args []string) error {
+	if err := childArgs(args, 1); err != nil {
+		return err
+	}
+	return serveOne(args[0], zeroCopyEcho)
+}
+
+func zeroCopyEcho(c *Conn) error {
 	for i := 0; ; i++ {
 		if i%3 == 2 {
 			m, err := c.ReadMessage()
@@ -391,17 +401,10 @@ func childZeroCopyScribbler(args []string) error {
 	if err := childArgs(args, 2); err != nil {
 		return err
 	}
-	l, err := Listen(args[0], nil)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	testproc.Ready()
-	c, err := l.AcceptConn()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	return serveOne(args[0], func(c *Conn) error { return scribble(c, args[1]) })
+}
+
+func scribble(c *Conn, how string) error {
 	if err := c.WriteMessage(bytes.Repeat([]byte("lent"), 100)); err != nil {
 		return err
 	}
@@ -412,7 +415,7 @@ func childZeroCopyScribbler(args []string) error {
 	data := seg.data(ring.ServerToClient)
 	tail := seg.word(ring.ServerToClient, rawTail)
 	t := tail.Load()
-	switch args[1] {
+	switch how {
 	case "backwards":
 		t -= 8
 	case "past-ring":
@@ -424,7 +427,7 @@ func childZeroCopyScribbler(args []string) error {
 	for i := range 64 { // the header and the start of the payload
 		data[i] = 0xff
 	}
-	_, err = c.ReadMessage() // until the reader gives up on us
+	_, err := c.ReadMessage() // until the reader gives up on us
 	if err != nil && !errors.Is(err, ErrPeerLost) && err != io.EOF {
 		return err
 	}

@@ -59,12 +59,10 @@ func TestSpinSeesConditionWithoutSleeping(t *testing.T) {
 	}
 }
 
-// TestSleepUntilRung is the sleep protocol: announce, re-check, park; the
-// other side, seeing the announcement, rings.
-func TestSleepUntilRung(t *testing.T) {
-	bell := newBell(t)
-	end := &flagEnd{}
-	w := NewWaiter(bell, -1, end, nil) // no spin: straight to sleep
+// waitRungAsleep runs a wait on w whose condition never holds, and rings
+// bell once end says the waiter sleeps: the wait must return nil.
+func waitRungAsleep(t *testing.T, w *Waiter, bell *sys.Doorbell, end *flagEnd) {
+	t.Helper()
 	go func() {
 		until(end.sleeping.Load)
 		bell.Ring()
@@ -72,6 +70,15 @@ func TestSleepUntilRung(t *testing.T) {
 	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSleepUntilRung is the sleep protocol: announce, re-check, park; the
+// other side, seeing the announcement, rings.
+func TestSleepUntilRung(t *testing.T) {
+	bell := newBell(t)
+	end := &flagEnd{}
+	w := NewWaiter(bell, -1, end, nil) // no spin: straight to sleep
+	waitRungAsleep(t, &w, bell, end)
 	if w.Sleeps != 1 {
 		t.Errorf("Sleeps = %d, want 1", w.Sleeps)
 	}
@@ -204,13 +211,7 @@ func TestCrowdedSpinParks(t *testing.T) {
 	end := &flagEnd{}
 	w := NewWaiter(bell, time.Hour, end, nil)
 	w.crowded = func(int64) bool { return true }
-	go func() {
-		until(end.sleeping.Load)
-		bell.Ring()
-	}()
-	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
-		t.Fatal(err)
-	}
+	waitRungAsleep(t, &w, bell, end)
 	if w.Sleeps != 1 {
 		t.Errorf("Sleeps = %d, want 1: a crowded spin parks", w.Sleeps)
 	}

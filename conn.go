@@ -81,6 +81,13 @@ func newConn(ep *endpoint, ctl *sys.Conn, p peer) *Conn {
 // start makes c the endpoint's session and begins watching the control
 // connection.
 func (c *Conn) start() {
+	hostile := func() {
+		if c.ep.sess.Load() == &c.session { // not a session that has ended
+			c.ep.blockedRing()
+		}
+	}
+	c.peerData.OnHostile(hostile)
+	c.peerSpace.OnHostile(hostile)
 	c.ep.sess.Store(&c.session)
 	go c.control()
 	// Until now a publish that found the peer asleep had no bell to ring:

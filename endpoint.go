@@ -84,6 +84,8 @@ func newEndpoint(cfg Config, seg *sys.Segment, layout ring.Layout, server bool,
 	ep.rd.MaxMessage = uint64(cfg.MaxMessageSize)
 	ep.rwait = wake.NewWaiter(dataBell, cfg.SpinTime, cons, &ep.rung)
 	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr, &ep.rung)
+	dataBell.OnHostile(ep.blockedRing)
+	spaceBell.OnHostile(ep.blockedRing)
 	if server && wr.Written() > 0 {
 		wr.Resume()
 	}
@@ -277,6 +279,12 @@ func (ep *endpoint) fail(err error) {
 		ep.cfg.log(slog.LevelError, "shmlink: corruption detected, link closed", args...)
 	}
 	ep.wakeAll()
+}
+
+// blockedRing fails the endpoint: the peer made a ring of one of the
+// link's eventfds block (internal/sys frees the ring).
+func (ep *endpoint) blockedRing() {
+	ep.fail(fmt.Errorf("%w: the peer made a doorbell block (cleared O_NONBLOCK and filled its counter)", ErrCorrupt))
 }
 
 // check fails the endpoint if err says the peer corrupted the memory.

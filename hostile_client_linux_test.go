@@ -2,8 +2,10 @@ package shmlink
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -80,6 +82,28 @@ var clientDamage = map[string]func(p *rawPeer) error{
 	"claim-1GiB-stall":   func(p *rawPeer) error { p.publish(p.putChunk(0, 8, ring.FlagBegin, 1<<30)); return nil },
 	"split":              split,
 	"split-into":         split,
+
+	// A ring blocked by the peer (PROTOCOL.md, 4.3): our doorbell rings are
+	// writes to an eventfd whose file description the peer shares. Here the
+	// server's ring of our data doorbell blocks: we say we sleep, so that
+	// the server's next publish rings it.
+	"bell-blocked": func(p *rawPeer) error {
+		if err := blockAndFill(p.data.f); err != nil {
+			return err
+		}
+		p.seg.flag(p.theirs, rawReaderSleep).Store(1)
+		fmt.Println("damaged")
+		return nil
+	},
+	// The server's own data doorbell, which it rings itself to wake its
+	// reader (on Close, for one).
+	"own-bell-blocked": func(p *rawPeer) error {
+		if err := blockAndFill(p.peerData.f); err != nil {
+			return err
+		}
+		fmt.Println("damaged")
+		return nil
+	},
 
 	"header-rewrite": func(p *rawPeer) error {
 		// The server copied the layout at the handshake; rewriting the
@@ -189,6 +213,8 @@ func TestHostileClient(t *testing.T) {
 		"claim-1GiB-stall": checkHugeClaim,
 		"split":            checkSplitTimeout(false),
 		"split-into":       checkSplitTimeout(true),
+		"bell-blocked":     checkBlockedRing(false),
+		"own-bell-blocked": checkBlockedRing(true),
 		"header-rewrite":   readExpect("intact"),
 		"resize":           readExpect("intact"),
 	}
@@ -256,5 +282,64 @@ func checkSplitTimeout(into bool) func(*testing.T, *Conn, *testproc.Proc) {
 			t.Fatalf("got %q, want the whole message or an error", m)
 		}
 		t.Logf("after a timeout mid-message: %q, %v", m, err)
+	}
+}
+
+// blockAndFill does to the eventfd behind f what a hostile peer can do to
+// any eventfd of the link: clears O_NONBLOCK and fills the counter, so
+// that the next write of one into it blocks. A ring that comes in between
+// blocks the peer instead; these scenarios expect none.
+func blockAndFill(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var full [8]byte
+	binary.NativeEndian.PutUint64(full[:], 1<<64-2)
+	if cerr := rc.Control(func(fd uintptr) {
+		var count [8]byte
+		_, _ = unix.Read(int(fd), count[:]) // empty it first (non-blocking yet)
+		var flags int
+		if flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0); err == nil {
+			_, err = unix.FcntlInt(fd, unix.F_SETFL, flags&^unix.O_NONBLOCK)
+		}
+		if err == nil {
+			_, err = unix.Write(int(fd), full[:])
+		}
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// checkBlockedRing: once the peer has made a ring of one of the link's
+// doorbells block, the ring must still end (the write, or Close that rings
+// our own), and the link fail with ErrCorrupt, within the watchdog's two
+// seconds (internal/sys, ringwatch_linux.go).
+func checkBlockedRing(own bool) func(*testing.T, *Conn, *testproc.Proc) {
+	return func(t *testing.T, c *Conn, ch *testproc.Proc) {
+		ch.Stdout.Expect(t, "damaged")
+		done := make(chan error, 1)
+		op := "write"
+		if own {
+			op = "close"
+			go func() { done <- c.Close() }()
+		} else {
+			go func() { done <- c.WriteMessage([]byte("rung")) }()
+		}
+		select {
+		case err := <-done:
+			t.Logf("%s: %v", op, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a %s whose doorbell ring the peer made blocking never returned", op)
+		}
+		if own {
+			return
+		}
+		_, err := c.ReadMessage()
+		if !errors.Is(err, ErrCorrupt) || c.Status() != StatusFailed {
+			t.Fatalf("read after the blocked ring: %v, status %v; want ErrCorrupt, failed", err, c.Status())
+		}
+		t.Logf("read: %v", err)
 	}
 }

@@ -91,11 +91,13 @@ var (
 	_ interface {
 		Wait(deadline time.Time) error
 		Ring()
+		OnHostile(f func())
 		Handle() Handle
 		Close() error
 	} = (*Doorbell)(nil)
 	_ interface {
 		Ring()
+		OnHostile(f func())
 		Close() error
 	} = (*Bell)(nil)
 	_ interface {

@@ -24,6 +24,7 @@ type Doorbell struct {
 	deadline time.Time
 	buf      [8]byte
 	ring     func() // d.Ring, made once
+	rg       ringer
 }
 
 // NewDoorbell makes a doorbell.
@@ -40,6 +41,7 @@ func NewDoorbell() (*Doorbell, error) {
 	}
 	d := &Doorbell{f: f, h: Handle{f: f, fd: fd, ok: true}, rc: rc}
 	d.ring = d.Ring
+	watchRinger(&d.rg, fd, true)
 	return d, nil
 }
 
@@ -73,13 +75,28 @@ func (d *Doorbell) Wait(deadline time.Time) error {
 
 // Ring wakes the waiter, from this process (to interrupt it on close,
 // cancellation or a new deadline).
-func (d *Doorbell) Ring() { signal(d.rc) }
+func (d *Doorbell) Ring() {
+	if d.rg.begin() {
+		signal(d.rc)
+		d.rg.end()
+	}
+}
+
+// OnHostile makes f run, once, on another goroutine, if the peer is found
+// to have made a ring of this doorbell block (ringwatch_linux.go).
+func (d *Doorbell) OnHostile(f func()) { d.rg.setOnHostile(f) }
 
 // Handle is the doorbell's handle, to send to the peer (borrowed).
 func (d *Doorbell) Handle() Handle { return d.h }
 
-// Close releases the doorbell; a waiter returns os.ErrClosed.
-func (d *Doorbell) Close() error { return d.f.Close() }
+// Close releases the doorbell; a waiter returns os.ErrClosed. The
+// descriptor is closed (by the runtime, once no ring is under way) before
+// the watchdog lets go of it, so that it can free a ring stuck under Close.
+func (d *Doorbell) Close() error {
+	err := d.f.Close()
+	unwatchRinger(&d.rg)
+	return err
+}
 
 // Bell rings a peer's doorbell. It holds a descriptor of its own, outside
 // the runtime's poller: nobody here waits on a peer's doorbell, and one
@@ -89,6 +106,7 @@ func (d *Doorbell) Close() error { return d.f.Close() }
 type Bell struct {
 	mu sync.RWMutex // Ring holds it shared, Close exclusively
 	fd int          // -1 once closed
+	rg ringer
 }
 
 // OpenBell takes h, a doorbell handle received from the peer, after
@@ -117,7 +135,9 @@ func OpenBell(h Handle) (*Bell, error) {
 		h.Close()
 		return nil, err
 	}
-	return &Bell{fd: h.fd}, nil
+	b := &Bell{fd: h.fd}
+	watchRinger(&b.rg, h.fd, false)
+	return b, nil
 }
 
 // checkBell checks that fd is an eventfd, and makes sure it does not
@@ -134,8 +154,8 @@ func checkBell(fd int) error {
 	// A peer could hand over a blocking eventfd and saturate it, so that
 	// ringing it would block this thread. The flag lives in the file
 	// description the peer shares, so a hostile peer can clear it again
-	// later: that remains a known gap (PROTOCOL.md, 4.3). An honest peer's
-	// doorbell is non-blocking already and its flags are left alone.
+	// later: the watchdog (ringwatch_linux.go) catches that. An honest
+	// peer's doorbell is non-blocking already and its flags are left alone.
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err == nil && flags&unix.O_NONBLOCK == 0 {
 		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
@@ -146,25 +166,33 @@ func checkBell(fd int) error {
 	return nil
 }
 
-// Ring wakes the peer. It never blocks and is safe against a concurrent
-// Close (the ring is then dropped): the lock keeps the descriptor from
-// being closed, and its number reused, under the write. Errors are
-// ignored, as for Doorbell.Ring.
+// Ring wakes the peer. It is safe against a concurrent Close (the ring is
+// then dropped): the lock keeps the descriptor from being closed, and its
+// number reused, under the write. Errors are ignored, as for
+// Doorbell.Ring. It does not block, unless the peer made it: then the
+// watchdog frees it within two seconds, and every later ring is dropped.
 func (b *Bell) Ring() {
 	b.mu.RLock()
-	if b.fd >= 0 {
+	if b.fd >= 0 && b.rg.begin() {
 		_, _ = unix.Write(b.fd, one[:])
+		b.rg.end()
 	}
 	b.mu.RUnlock()
 }
 
-// Close releases the handle.
+// OnHostile makes f run, once, on another goroutine, if the peer is found
+// to have made a ring of this bell block (ringwatch_linux.go).
+func (b *Bell) OnHostile(f func()) { b.rg.setOnHostile(f) }
+
+// Close releases the handle. It waits for rings under way, a blocked one
+// until the watchdog frees it.
 func (b *Bell) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.fd < 0 {
 		return os.ErrClosed
 	}
+	unwatchRinger(&b.rg)
 	err := unix.Close(b.fd)
 	b.fd = -1
 	return err

@@ -99,6 +99,10 @@ func (d *Doorbell) Ring() {
 	}
 }
 
+// OnHostile is for the Linux doorbell, whose ring a peer can make block;
+// Ring here never blocks, so f never runs.
+func (*Doorbell) OnHostile(f func()) {}
+
 // Handle is the doorbell's handle, to send to the peer (borrowed).
 func (d *Doorbell) Handle() Handle { return Handle{d.ev} }
 
@@ -139,6 +143,10 @@ func (b *Bell) Ring() {
 	}
 	b.mu.RUnlock()
 }
+
+// OnHostile is for the Linux bell, whose ring a peer can make block:
+// SetEvent cannot, so f never runs.
+func (*Bell) OnHostile(f func()) {}
 
 // Close releases the handle.
 func (b *Bell) Close() error {

@@ -25,6 +25,7 @@ type Doorbell struct{}
 func NewDoorbell() (*Doorbell, error)  { return nil, ErrUnsupported }
 func (*Doorbell) Wait(time.Time) error { return ErrUnsupported }
 func (*Doorbell) Ring()                {}
+func (*Doorbell) OnHostile(func())     {}
 func (*Doorbell) Handle() Handle       { return Handle{} }
 func (*Doorbell) Close() error         { return ErrUnsupported }
 
@@ -32,6 +33,7 @@ type Bell struct{}
 
 func OpenBell(h Handle) (*Bell, error) { h.Close(); return nil, ErrUnsupported }
 func (*Bell) Ring()                    {}
+func (*Bell) OnHostile(func())         {}
 func (*Bell) Close() error             { return ErrUnsupported }
 
 type Conn struct{}

@@ -2,6 +2,7 @@ package sys
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -94,8 +95,17 @@ func TestDoorbell(t *testing.T) {
 		t.Fatal(err)
 	}
 	go d.Close()
-	if err := d.Wait(time.Time{}); !errors.Is(err, os.ErrClosed) {
-		t.Fatalf("wait on a closed doorbell: %v", err)
+	for {
+		// A wait may return without a ring, as documented: here when the
+		// timed wait's own ring at its deadline came late.
+		err := d.Wait(time.Time{})
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("wait on a closed doorbell: %v", err)
+		}
+		break
 	}
 	b.Ring() // the other end is gone: dropped, not an error or a block
 }
@@ -495,5 +505,125 @@ func TestDoorbellMadeBlockingByPeer(t *testing.T) {
 	go unix.Write(h.fd, one[:])
 	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatalf("ring after the peer made the doorbell blocking: %v", err)
+	}
+}
+
+// blockAndFill does what a hostile peer can do to an eventfd whose file
+// description it shares: clear O_NONBLOCK and fill the counter, so that
+// the next ring (a write of one) blocks.
+func blockAndFill(t *testing.T, fd int) {
+	t.Helper()
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
+	}
+	var full [8]byte
+	binary.NativeEndian.PutUint64(full[:], 1<<64-2)
+	if err == nil {
+		_, err = unix.Write(fd, full[:])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fastRingWatch makes the watchdog look every 10 ms for the test.
+func fastRingWatch(t *testing.T) {
+	testRingWatchEvery.Store(int64(10 * time.Millisecond))
+	t.Cleanup(func() { testRingWatchEvery.Store(0) })
+}
+
+// ringsWithin rings with ring on another goroutine and fails the test
+// unless it returns within 10 s.
+func ringsWithin(t *testing.T, what string, ring func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { ring(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: a ring the peer made blocking was never freed", what)
+	}
+}
+
+// TestBellMadeBlockingByPeer: a peer clears O_NONBLOCK on the doorbell it
+// gave us and fills its counter. Our ring blocks, until the watchdog frees
+// it and reports the peer; later rings go nowhere, and Close returns.
+func TestBellMadeBlockingByPeer(t *testing.T) {
+	fastRingWatch(t)
+	peer, h := doorbellAndPeerHandle(t) // peer's doorbell, h our handle of it
+	b, err := OpenBell(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := make(chan struct{})
+	b.OnHostile(func() { close(hostile) })
+	b.Ring() // rings normally
+	if err := peer.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("an honest ring: %v", err)
+	}
+	blockAndFill(t, peer.h.fd)
+	ringsWithin(t, "first ring", b.Ring)
+	select {
+	case <-hostile:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked ring was freed, but OnHostile never ran")
+	}
+	ringsWithin(t, "later ring", b.Ring)
+	ringsWithin(t, "Close", func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestDoorbellRingMadeBlockingByPeer: the same done to one of our own
+// doorbells. Its ring is freed too, the doorbell is non-blocking again and
+// still rings, so that our own waiter is not left asleep.
+func TestDoorbellRingMadeBlockingByPeer(t *testing.T) {
+	fastRingWatch(t)
+	d, h := doorbellAndPeerHandle(t)
+	defer h.Close()
+	hostile := make(chan struct{})
+	d.OnHostile(func() { close(hostile) })
+	blockAndFill(t, h.fd)
+	ringsWithin(t, "ring", d.Ring)
+	select {
+	case <-hostile:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked ring was freed, but OnHostile never ran")
+	}
+	flags, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		t.Errorf("flags after the watchdog: %#x, %v; want O_NONBLOCK again", flags, err)
+	}
+	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("wait for the freed ring: %v", err)
+	}
+	d.Ring()
+	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatalf("ring after the watchdog: %v", err)
+	}
+}
+
+// TestRingWatchIdle: the watchdog runs only while a doorbell or bell is
+// open, so an idle process with no link has no timer of ours.
+func TestRingWatchIdle(t *testing.T) {
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch.mu.Lock()
+	running := watch.timer != nil
+	watch.mu.Unlock()
+	if !running {
+		t.Error("no watchdog with a doorbell open")
+	}
+	d.Close()
+	watch.mu.Lock()
+	n, running := len(watch.ringers), watch.timer != nil
+	watch.mu.Unlock()
+	if n == 0 && running {
+		t.Error("the watchdog still runs with nothing to watch")
 	}
 }

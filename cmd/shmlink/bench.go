@@ -116,7 +116,7 @@ func runBench(args []string) error {
 	fs.BoolVar(&o.quick, "quick", false, "a short run of a few seconds (fewer, shorter rounds)")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&o.pin, "pin", "", "pin this process and the peers to two CPUs, `CPU,CPU`")
-	fs.StringVar(&o.ring, "ring", "", "shmlink ring `size` in bytes, with an optional K or M suffix (default 1M)")
+	fs.StringVar(&o.ring, "ring", "", fmt.Sprintf("shmlink ring `size` in bytes, with an optional K or M suffix (default %dM)", shmlink.DefaultRingSize>>20))
 	fs.StringVar(&o.sweep, "sweep", sectionMain, "the `sections` to run, comma-separated: main, idle, links, ring, all")
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds over every transport and workload (default 5, quick 2; sweeps 3, quick 1)")
 	fs.DurationVar(&o.duration, "duration", 0, "length of one measurement (default 250ms, quick 40ms; idle sweep 1s, quick 100ms)")

@@ -72,3 +72,62 @@ func TestBatchAPI(t *testing.T) {
 		t.Fatalf("the refused batch delivered something: %v", err)
 	}
 }
+
+// TestBufferMessage: messages of every size buffered with BufferMessage
+// reach a sink in another process whole and in order, published by Flush,
+// and by Close or CloseWrite with nothing lost.
+func TestBufferMessage(t *testing.T) {
+	linkDir(t)
+	for _, end := range []string{"close", "closewrite"} {
+		t.Run(end, func(t *testing.T) {
+			l, err := Listen("buffered-"+end, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ch := startChild(t, "sink", "buffered-"+end)
+			s, err := l.AcceptConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.SetDeadline(time.Now().Add(20 * time.Second))
+			seq := uint32(0)
+			buffer := func(n int, size func(seq uint32) int) {
+				t.Helper()
+				for range n {
+					if err := s.BufferMessage(testMessage(0, seq, size(seq))); err != nil {
+						t.Fatalf("message %d: %v", seq, err)
+					}
+					seq++
+				}
+			}
+			edge := func(seq uint32) int { return max(edgeSizes[seq%uint32(len(edgeSizes))], 12) }
+			buffer(300, edge)
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.BufferMessage([]byte("?")); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.ReadMessage(); err != nil || string(got) != "300" {
+				t.Fatalf("the sink counted %q, %v; want 300", got, err)
+			}
+			buffer(90, edge)
+			buffer(10, func(uint32) int { return 100 }) // not enough to publish itself
+			if end == "closewrite" {
+				err = s.CloseWrite()
+			} else {
+				err = s.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch.Stdout.Expect(t, "eof 400")
+			ch.Wait(t)
+		})
+	}
+}

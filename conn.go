@@ -251,6 +251,7 @@ func (c *Conn) CloseWrite() error {
 	if err := ep.stateErr(false); err != nil {
 		return c.opError("close", err)
 	}
+	ep.wr.Flush()
 	c.shut.Store(true)
 	if err := c.ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Shut})); err != nil {
 		return c.opError("close", err)
@@ -381,6 +382,26 @@ func (c *Conn) WriteMessages(msgs [][]byte) (int, error) {
 	n, err := c.ep.writeMessages(context.Background(), msgs, c.maxSend)
 	return n, c.opError("write", err)
 }
+
+// BufferMessage writes b into the ring as WriteMessage does, but does not
+// publish it yet: the peer sees it, with every message buffered before it,
+// at the next Flush, WriteMessage or WriteMessages, at CloseWrite or Close,
+// or as soon as 64 KiB (a quarter of a smaller ring) are waiting, so that a
+// long stream keeps flowing. Until then the peer is neither shown nor
+// woken for anything. That makes a stream of small messages cheap: one
+// index update and at most one wake-up per batch, as WriteMessages, and
+// no copy but the one into the ring (WriteMessages needs the batch
+// gathered first). Its limits, errors and deadline are WriteMessage's; a
+// message that must wait for room publishes what was buffered first.
+func (c *Conn) BufferMessage(b []byte) error {
+	return c.opError("write", c.ep.bufferMessage(context.Background(), b, c.maxSend))
+}
+
+// Flush publishes the messages BufferMessage left waiting and wakes the
+// peer if it sleeps. It fails as a write would on a link that is closed,
+// failed or shut for writing; messages the peer can no longer take are
+// lost with the link, as written ones are.
+func (c *Conn) Flush() error { return c.opError("write", c.ep.flush()) }
 
 // Write implements net.Conn: it sends all of b, as one message when b fits
 // the peer's limit, as several otherwise.

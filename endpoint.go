@@ -321,6 +321,7 @@ func (ep *endpoint) free(last func()) {
 	defer ep.wmu.Unlock()
 	ep.rmu.Lock()
 	defer ep.rmu.Unlock()
+	ep.wr.Flush() // buffered messages are sent: the goodbye comes after them
 	if last != nil {
 		last()
 	}
@@ -331,6 +332,16 @@ func (ep *endpoint) free(last func()) {
 
 // writeMessage is WriteMessage for any session of the endpoint.
 func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) error {
+	return ep.write(ctx, b, limit, ep.wr.WriteMessage)
+}
+
+// bufferMessage is BufferMessage.
+func (ep *endpoint) bufferMessage(ctx context.Context, b []byte, limit uint64) error {
+	return ep.write(ctx, b, limit, ep.wr.BufferMessage)
+}
+
+// write writes b with the producer's w, after the checks every write makes.
+func (ep *endpoint) write(ctx context.Context, b []byte, limit uint64, w func(context.Context, []byte) error) error {
 	if uint64(len(b)) > limit {
 		return fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, len(b), limit)
 	}
@@ -348,7 +359,21 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return ep.check(ep.wr.WriteMessage(ctx, b))
+	return ep.check(w(ctx, b))
+}
+
+// flush is Flush: it publishes what bufferMessage left waiting.
+func (ep *endpoint) flush() error {
+	if ep.closed.Load() {
+		return net.ErrClosed
+	}
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock()
+	if err := ep.stateErr(false); err != nil {
+		return err
+	}
+	ep.wr.Flush()
+	return nil
 }
 
 // writeMessages is WriteMessages for any session of the endpoint. Every

@@ -161,6 +161,37 @@ func ExampleConn_ReadMessageInto() {
 	// true
 }
 
+// BufferMessage writes a stream of messages straight into the ring and
+// lets the peer see them together, at Flush: one index update and at most
+// one wake-up for the lot.
+func ExampleConn_BufferMessage() {
+	defer exampleDir()()
+
+	l, _ := shmlink.Listen("buffered", nil)
+	defer l.Close()
+	c, _ := shmlink.Dial(context.Background(), "buffered", nil)
+	defer c.Close()
+	s, _ := l.AcceptConn()
+	defer s.Close()
+
+	for _, line := range []string{"one", "two", "three"} {
+		if err := c.BufferMessage([]byte(line)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := c.Flush(); err != nil { // Close would send them too
+		log.Fatal(err)
+	}
+	for range 3 {
+		m, _ := s.ReadMessage()
+		fmt.Println(string(m))
+	}
+	// Output:
+	// one
+	// two
+	// three
+}
+
 // A Link is a long-lived object with handlers. A client-role link may send
 // before its server exists: the message waits in the link's memory, and
 // the link connects when the server appears and after every restart.

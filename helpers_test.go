@@ -141,7 +141,8 @@ func echo(c *Conn) error {
 }
 
 // childSink dials args[0], checks every message it gets (as built by
-// testMessage) and answers each "?" with the number it has verified.
+// testMessage) and answers each "?" with the number it has verified; at
+// the end of the stream it prints "eof N", N that number.
 func childSink(args []string) error {
 	c, err := Dial(context.Background(), args[0], nil)
 	if err != nil {
@@ -154,6 +155,7 @@ func childSink(args []string) error {
 	for {
 		k, err := c.ReadMessageInto(buf)
 		if err == io.EOF {
+			fmt.Println("eof", n)
 			return nil
 		}
 		if err != nil {

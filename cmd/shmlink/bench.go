@@ -33,9 +33,10 @@ The sockets and pipes write each message at once (one system call each), as
 request/response needs; for the one-way streams they also run buffered
 ("-buffered"): small messages gather in a 64 KiB buffer that is written when
 full and at the end of each batch, larger ones go out from the sender's
-buffer. shmlink streams with WriteMessages, one publish per batch (its
-small messages gathered as the buffered sockets gather theirs); a round trip
-is a WriteMessage per message.
+buffer. shmlink streams with one publish per batch: its messages up to
+1 KiB gathered as the buffered sockets gather theirs and sent with
+WriteMessages, larger ones written straight into the ring with
+BufferMessage; a round trip is a WriteMessage per message.
 
 The limit rows have nothing of shmlink in them: "ping-pong" bounces one
 cache line between two processes, both spinning (its time says where the
@@ -337,8 +338,9 @@ const mainLegend = `
 writes: %s = a system call per message, as request/response needs;
 %s = a %s buffer, written when full and at the end of each batch
 (messages over %s go from the sender's buffer); WriteMessages = shmlink's
-batch API, one publish per batch gathered the same way (one WriteMessage
-per round trip). Every receiver parses each length prefix (shmlink:
+batch APIs, one publish per batch: messages up to 1 KiB gathered the same
+way for WriteMessages, larger ones BufferMessage'd straight into the ring
+(one WriteMessage per round trip). Every receiver parses each length prefix (shmlink:
 ReadMessageInto) and counts the messages.
 limit rows: ping-pong = one cache line bounced between two processes, both
 spinning (its latency is the mean over 64 round trips); bare ring = a 4 MiB

@@ -74,6 +74,7 @@ type Producer struct {
 	// batching defers the publication of small messages to the end of a
 	// WriteMessages; unpublished says that some are waiting for it.
 	batching, unpublished bool
+	bufferedFrom          uint64 // the tail when the unpublished bytes began
 	// reserved says that Reserve lent room for reservedLen bytes that
 	// Commit or Cancel has not ended yet (zerocopy.go).
 	reserved    bool

@@ -442,3 +442,83 @@ func TestReadIntoRefusesOversized(t *testing.T) {
 		t.Fatalf("the next message: %d bytes, %v", n, err)
 	}
 }
+
+// TestBufferMessage: buffered messages stay unpublished until Flush or a
+// publishing write; a run of them publishes itself once bufferMax bytes
+// (a quarter of a smaller ring) wait; a message that must wait for room
+// publishes what was buffered, so the consumer can make it; nothing is
+// lost or reordered.
+func TestBufferMessage(t *testing.T) {
+	p, rd := pair(t, 1<<20)
+	published := func() uint64 { return p.r.ctl.tail.Load() }
+	for i := range 3 {
+		if err := p.BufferMessage(bg, message(uint32(i), 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if published() != 0 {
+		t.Fatalf("tail published at %d before Flush", published())
+	}
+	p.Flush()
+	if published() != p.tail {
+		t.Fatalf("tail published at %d after Flush, producer at %d", published(), p.tail)
+	}
+	if err := p.BufferMessage(bg, message(3, 100)); err != nil {
+		t.Fatal(err)
+	}
+	before := published()
+	if err := p.WriteMessage(bg, message(4, 100)); err != nil || published() != p.tail || published() == before {
+		t.Fatalf("WriteMessage after a buffered one: %v, published %d, producer at %d", err, published(), p.tail)
+	}
+	// 64 KiB of buffered messages publish themselves.
+	sent := 5
+	for ; published() != p.tail || sent == 5; sent++ {
+		if sent > 5+bufferMax/1000+1 {
+			t.Fatalf("%d bytes buffered and still unpublished", p.tail-published())
+		}
+		if err := p.BufferMessage(bg, message(uint32(sent), 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.tail - before; got < bufferMax || got > bufferMax+2000 {
+		t.Errorf("published itself after %d bytes, want about %d", got, bufferMax)
+	}
+	for i := range sent {
+		if got, err := rd.ReadMessage(bg); err != nil || binary.LittleEndian.Uint32(got) != uint32(i) {
+			t.Fatalf("message %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+
+	// In a small ring: buffered messages, then one that needs room.
+	p, rd = pair(t, 4096)
+	waited := false
+	p.w.(*testWaiter).space = func(uint64) error {
+		if !waited && p.r.ctl.tail.Load() != p.tail {
+			t.Error("waiting for room with messages unpublished")
+		}
+		waited = true
+		runtime.Gosched()
+		return nil
+	}
+	done := make(chan error, 1)
+	sizes := []int{500, 500, 500, 3000, 8, 64 << 10, 8}
+	go func() {
+		for i, n := range sizes {
+			if err := p.BufferMessage(bg, message(uint32(i), n)); err != nil {
+				done <- err
+				return
+			}
+		}
+		p.Flush()
+		done <- nil
+	}()
+	for i, n := range sizes {
+		want := message(uint32(i), n)
+		if got, err := rd.ReadMessage(bg); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %d bytes, %v; want %d", i, len(got), err, n)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

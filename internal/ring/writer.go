@@ -51,6 +51,31 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 	return len(msgs), nil
 }
 
+// BufferMessage writes msg as WriteMessage does but leaves it unpublished,
+// with whatever was buffered before it, until Flush or the next publishing
+// write, or until bufferMax bytes wait (so that a long stream keeps
+// flowing); a wait for room publishes too, as the consumer can only make
+// room from what it sees.
+func (p *Producer) BufferMessage(ctx context.Context, msg []byte) error {
+	if !p.unpublished {
+		p.bufferedFrom = p.tail
+	}
+	p.batching = true
+	err := p.WriteMessage(ctx, msg)
+	p.batching = false
+	if p.unpublished && p.tail-p.bufferedFrom >= min(bufferMax, p.r.size/4) {
+		p.publish()
+	}
+	return err
+}
+
+// bufferMax is the most BufferMessage leaves unpublished: as much as a
+// buffered socket gathers before it writes.
+const bufferMax = 64 << 10
+
+// Flush publishes what BufferMessage left unpublished.
+func (p *Producer) Flush() { p.flush() }
+
 // commit publishes a written message, or leaves it for flush in a batch.
 func (p *Producer) commit() {
 	if p.batching {

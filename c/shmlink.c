@@ -54,7 +54,7 @@
 #define MAX_RING (1ULL << 30)
 #define CTL_OFF 1024
 #define CTL_SIZE 512
-#define DEF_RING (1ULL << 20)
+#define DEF_RING (2ULL << 20) /* as Go's DefaultRingSize; docs/copy.md says why */
 #define DEF_MAX (1ULL << 30)
 #define MAX_SOCK 107 /* sun_path less its NUL */
 #define MAX_NAME 64

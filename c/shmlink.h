@@ -56,7 +56,7 @@ const char *shmlink_last_error(void);
 /* Zero fields take their defaults. A NULL configuration is all defaults. */
 struct shmlink_config {
 	uint64_t ring_size;   /* client: bytes per ring, a power of two in
-	                         [4096, 2^30]; default 1 MiB */
+	                         [4096, 2^30]; default 2 MiB */
 	uint64_t max_message; /* the largest message this side accepts
 	                         (announced to the peer); default 1 GiB */
 	int spin_us;          /* how long a waiter polls before it sleeps;

@@ -30,7 +30,9 @@ const (
 )
 
 // LimitChunk is the chunk size of LimitRingChunked: a quarter of a 1 MiB
-// ring, as shmlink streams a large message through its default ring.
+// ring, as shmlink streamed a large message through its default ring when
+// the row was made (the default ring is 2 MiB now, whose chunks are
+// 512 KiB; the row is kept as it was, so that runs stay comparable).
 const LimitChunk = 256 << 10
 
 // How the limit rows move messages, in Result.Writes.

@@ -41,7 +41,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 	p.batching = true
 	defer func() {
 		p.batching = false
-		p.flush()
+		p.Flush()
 	}()
 	for i, m := range msgs {
 		if err := p.WriteMessage(ctx, m); err != nil {
@@ -73,10 +73,7 @@ func (p *Producer) BufferMessage(ctx context.Context, msg []byte) error {
 // buffered socket gathers before it writes.
 const bufferMax = 64 << 10
 
-// Flush publishes what BufferMessage left unpublished.
-func (p *Producer) Flush() { p.flush() }
-
-// commit publishes a written message, or leaves it for flush in a batch.
+// commit publishes a written message, or leaves it for Flush in a batch.
 func (p *Producer) commit() {
 	if p.batching {
 		p.unpublished = true
@@ -85,8 +82,9 @@ func (p *Producer) commit() {
 	p.publish()
 }
 
-// flush publishes what a batch has written and not yet published.
-func (p *Producer) flush() {
+// Flush publishes what a batch or BufferMessage has written and not yet
+// published.
+func (p *Producer) Flush() {
 	if p.unpublished {
 		p.publish()
 	}
@@ -125,7 +123,7 @@ func (p *Producer) ensure(ctx context.Context, need uint64) error {
 		if f >= need {
 			return nil
 		}
-		p.flush() // the consumer can only make room from what it sees
+		p.Flush() // the consumer can only make room from what it sees
 		if err := p.w.WaitSpace(ctx, need); err != nil {
 			return err
 		}

@@ -623,7 +623,7 @@ func TestRingWatchIdle(t *testing.T) {
 	watch.mu.Lock()
 	n, running := len(watch.ringers), watch.timer != nil
 	watch.mu.Unlock()
-	if n == 0 && running {
-		t.Error("the watchdog still runs with nothing to watch")
+	if n != 0 || running {
+		t.Errorf("after the last close: %d watched, timer running %v; want none and stopped", n, running)
 	}
 }

@@ -298,31 +298,40 @@ func TestOpenWithCancelledContext(t *testing.T) {
 // and the end of the listener's teardown (8 to 275 per Close here).
 func TestClosingServerTakesNoMore(t *testing.T) {
 	linkDir(t)
-	const total = 20000
+	const total, closes = 20000, 6
+	// Each server's messages, by server: a handler that began before its
+	// server's Close may still be running after Close returned (Link.Close
+	// never waits for one), so the next server's first messages can come
+	// in before that handler's, in time; in seq order, server by server,
+	// they must still be one strictly increasing run.
 	var mu sync.Mutex
-	var got []uint32
+	var got [closes + 1][]uint32
+	count := 0
 	progress := make(chan int, 1)
-	record := Handlers{OnMessage: func(m []byte) {
-		_, seq, err := checkMessage(m)
-		if err != nil {
-			t.Errorf("message: %v", err)
-			return
-		}
-		mu.Lock()
-		got = append(got, seq)
-		n := len(got)
-		mu.Unlock()
-		select {
-		case progress <- n:
-		default:
-		}
-	}}
+	record := func(server int) Handlers {
+		return Handlers{OnMessage: func(m []byte) {
+			_, seq, err := checkMessage(m)
+			if err != nil {
+				t.Errorf("message: %v", err)
+				return
+			}
+			mu.Lock()
+			got[server] = append(got[server], seq)
+			count++
+			n := count
+			mu.Unlock()
+			select {
+			case progress <- n:
+			default:
+			}
+		}}
+	}
 	waitFor := func(what string, done func(n int) bool) {
 		t.Helper()
 		deadline := time.After(30 * time.Second)
 		for {
 			mu.Lock()
-			n := len(got)
+			n := count
 			mu.Unlock()
 			if done(n) {
 				return
@@ -334,35 +343,39 @@ func TestClosingServerTakesNoMore(t *testing.T) {
 			}
 		}
 	}
-	srv, err := Open(context.Background(), "flood", RoleServer, record, &Config{RingSize: testRing})
+	srv, err := Open(context.Background(), "flood", RoleServer, record(0), &Config{RingSize: testRing})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ch := startChild(t, "link-client-flood", "flood", strconv.Itoa(total))
-	const closes = 6
 	for round := 1; round <= closes; round++ {
 		waitFor("server "+strconv.Itoa(round), func(n int) bool { return n >= round*total/(closes+2) })
 		if err := srv.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if srv, err = Open(context.Background(), "flood", RoleServer, record, &Config{RingSize: testRing}); err != nil {
+		if srv, err = Open(context.Background(), "flood", RoleServer, record(round), &Config{RingSize: testRing}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	defer srv.Close()
-	waitFor("last server", func(n int) bool {
+	waitFor("last server", func(int) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return n > 0 && got[n-1] == total-1
+		last := got[closes]
+		return len(last) > 0 && last[len(last)-1] == total-1
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for i := 1; i < len(got); i++ {
-		if got[i] <= got[i-1] {
-			t.Fatalf("seq %d after %d: duplicated or reordered", got[i], got[i-1])
+	var all []uint32
+	for _, g := range got {
+		all = append(all, g...)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i] <= all[i-1] {
+			t.Fatalf("seq %d after %d: duplicated or reordered", all[i], all[i-1])
 		}
 	}
-	if lost := total - len(got); lost > closes {
+	if lost := total - len(all); lost > closes {
 		t.Errorf("%d messages lost to %d Closes; at most one each may be", lost, closes)
 	}
 	ch.Stdin.Close()

@@ -128,6 +128,10 @@ func TestBufferMessage(t *testing.T) {
 			}
 			ch.Stdout.Expect(t, "eof 400")
 			ch.Wait(t)
+			// Nothing buffered: Flush does nothing, the peer gone or not.
+			if err := s.Flush(); err != nil {
+				t.Errorf("Flush with nothing buffered, after %s and the peer's exit: %v", end, err)
+			}
 		})
 	}
 }

@@ -251,7 +251,7 @@ func (c *Conn) CloseWrite() error {
 	if err := ep.stateErr(false); err != nil {
 		return c.opError("close", err)
 	}
-	ep.wr.Flush()
+	ep.publishBuffered()
 	c.shut.Store(true)
 	if err := c.ctl.Send(wire.Encode(nil, wire.Msg{Type: wire.Shut})); err != nil {
 		return c.opError("close", err)
@@ -398,9 +398,10 @@ func (c *Conn) BufferMessage(b []byte) error {
 }
 
 // Flush publishes the messages BufferMessage left waiting and wakes the
-// peer if it sleeps. It fails as a write would on a link that is closed,
-// failed or shut for writing; messages the peer can no longer take are
-// lost with the link, as written ones are.
+// peer if it sleeps. With none waiting it does nothing and returns nil,
+// whatever the link's state. Otherwise it fails as a write would on a link
+// that is closed, failed or shut for writing; messages the peer can no
+// longer take are lost with the link, as written ones are.
 func (c *Conn) Flush() error { return c.opError("write", c.ep.flush()) }
 
 // Write implements net.Conn: it sends all of b, as one message when b fits

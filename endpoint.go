@@ -38,7 +38,12 @@ type endpoint struct {
 	sess      atomic.Pointer[session]
 	closed    atomic.Bool
 	closeOnce sync.Once
-	failErr   atomic.Pointer[error]
+	// buffered says BufferMessage may have left messages unpublished, so
+	// that Flush costs nothing to a writer that never buffers. It is set
+	// under wmu; a later publishing write leaves it set, stale but
+	// harmless: the next Flush takes the lock and finds nothing.
+	buffered atomic.Bool
+	failErr  atomic.Pointer[error]
 
 	readDeadline  atomic.Int64 // Unix nanoseconds, 0 for none
 	writeDeadline atomic.Int64
@@ -321,7 +326,7 @@ func (ep *endpoint) free(last func()) {
 	defer ep.wmu.Unlock()
 	ep.rmu.Lock()
 	defer ep.rmu.Unlock()
-	ep.wr.Flush() // buffered messages are sent: the goodbye comes after them
+	ep.publishBuffered() // buffered messages are sent: the goodbye comes after them
 	if last != nil {
 		last()
 	}
@@ -337,7 +342,13 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 
 // bufferMessage is BufferMessage.
 func (ep *endpoint) bufferMessage(ctx context.Context, b []byte, limit uint64) error {
-	return ep.write(ctx, b, limit, ep.wr.BufferMessage)
+	return ep.write(ctx, b, limit, func(ctx context.Context, b []byte) error {
+		err := ep.wr.BufferMessage(ctx, b)
+		if ep.wr.Unpublished() {
+			ep.buffered.Store(true)
+		}
+		return err
+	})
 }
 
 // write writes b with the producer's w, after the checks every write makes.
@@ -364,16 +375,29 @@ func (ep *endpoint) write(ctx context.Context, b []byte, limit uint64, w func(co
 
 // flush is Flush: it publishes what bufferMessage left waiting.
 func (ep *endpoint) flush() error {
+	if !ep.buffered.Load() {
+		return nil
+	}
 	if ep.closed.Load() {
 		return net.ErrClosed
 	}
 	ep.wmu.Lock()
 	defer ep.wmu.Unlock()
+	if !ep.wr.Unpublished() {
+		ep.buffered.Store(false)
+		return nil
+	}
 	if err := ep.stateErr(false); err != nil {
 		return err
 	}
-	ep.wr.Flush()
+	ep.publishBuffered()
 	return nil
+}
+
+// publishBuffered publishes what BufferMessage left; the caller holds wmu.
+func (ep *endpoint) publishBuffered() {
+	ep.wr.Flush()
+	ep.buffered.Store(false)
 }
 
 // writeMessages is WriteMessages for any session of the endpoint. Every

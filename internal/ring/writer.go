@@ -82,6 +82,9 @@ func (p *Producer) commit() {
 	p.publish()
 }
 
+// Unpublished reports whether something written is not published yet.
+func (p *Producer) Unpublished() bool { return p.unpublished }
+
 // Flush publishes what a batch or BufferMessage has written and not yet
 // published.
 func (p *Producer) Flush() {

@@ -344,7 +344,7 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 func (ep *endpoint) bufferMessage(ctx context.Context, b []byte, limit uint64) error {
 	return ep.write(ctx, b, limit, func(ctx context.Context, b []byte) error {
 		err := ep.wr.BufferMessage(ctx, b)
-		if ep.wr.Unpublished() {
+		if ep.wr.Unpublished() && !ep.buffered.Load() { // a load is cheaper than a store
 			ep.buffered.Store(true)
 		}
 		return err

@@ -89,12 +89,24 @@ func (d *Doorbell) OnHostile(f func()) { d.rg.setOnHostile(f) }
 // Handle is the doorbell's handle, to send to the peer (borrowed).
 func (d *Doorbell) Handle() Handle { return d.h }
 
-// Close releases the doorbell; a waiter returns os.ErrClosed. The
-// descriptor is closed (by the runtime, once no ring is under way) before
-// the watchdog lets go of it, so that it can free a ring stuck under Close.
+// Close releases the doorbell; a waiter returns os.ErrClosed. The runtime
+// closes the descriptor once no ring is under way, so a ring stuck under
+// Close must still be freed: the watchdog watches a copy of the
+// descriptor until the close is done (the number of ours may be reused as
+// soon as it is).
 func (d *Doorbell) Close() error {
+	dup := -1
+	_ = d.rc.Control(func(fd uintptr) { dup, _ = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	if dup >= 0 {
+		rewatchRinger(&d.rg, dup)
+	} else {
+		unwatchRinger(&d.rg) // closed already, or out of descriptors
+	}
 	err := d.f.Close()
 	unwatchRinger(&d.rg)
+	if dup >= 0 {
+		unix.Close(dup)
+	}
 	return err
 }
 

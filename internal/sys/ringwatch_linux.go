@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,14 +18,14 @@ import (
 // eventfd refuses pwritev2's RWF_NOWAIT, and cannot be reopened through
 // /proc for a file description of our own), so a watchdog frees such a
 // ring instead. Every ringWatchEvery, while any doorbell or bell is open, it
-// looks at each: a ring that has not ended since the last look, on an
-// eventfd that is not writable (its counter is full, which an honest peer
-// can never bring about), is the peer's doing. The watchdog then reads the
-// counter through a descriptor of its own, which lets the write finish,
-// and tells the owner (OnHostile), which closes the link. A bell (the
-// peer's eventfd) drops every later ring; a doorbell (ours) gets its
-// O_NONBLOCK back and goes on ringing, since our own waiters still need its
-// wake-ups, and the watchdog frees it again should the peer do it again.
+// looks at each: a ring begun before the last look and not ended since, on
+// an eventfd that is not writable (its counter is full, which an honest
+// peer can never bring about), is the peer's doing. The watchdog then
+// reads the counter through a descriptor of its own, which lets the write
+// finish (drain), and tells the owner (OnHostile), which closes the link.
+// A bell (the peer's eventfd) drops every later ring; a doorbell (ours)
+// goes on ringing, since our own waiters still need its wake-ups, and the
+// watchdog frees it again should the peer do it again.
 
 // ringWatchEvery is how often the watchdog looks: a ring blocked by the
 // peer is freed within two of these.
@@ -48,8 +49,8 @@ type ringer struct {
 	onHostile    atomic.Pointer[func()]
 	draining     atomic.Bool
 	own          bool   // a doorbell of ours, not the peer's
-	fd           int    // for the watchdog; valid while it is watched
-	lastEnded    uint64 // the watchdog's, under watch.mu
+	fd           int    // for the watchdog, under watch.mu; valid while watched
+	lastBegun    uint64 // rings begun by the last look, under watch.mu
 }
 
 // begin reports whether a ring may write, and counts it as begun.
@@ -78,7 +79,7 @@ var watch struct {
 func watchRinger(r *ringer, fd int, own bool) {
 	watch.mu.Lock()
 	defer watch.mu.Unlock()
-	r.fd, r.own, r.lastEnded = fd, own, r.ended.Load()
+	r.fd, r.own, r.lastBegun = fd, own, r.begun.Load()
 	if watch.ringers == nil {
 		watch.ringers = make(map[*ringer]struct{})
 	}
@@ -86,6 +87,14 @@ func watchRinger(r *ringer, fd int, own bool) {
 	if watch.timer == nil {
 		watch.timer = time.AfterFunc(watchEvery(), look)
 	}
+}
+
+// rewatchRinger makes the watchdog use fd for r from now on: a copy, for
+// an owner about to close the descriptor it watched.
+func rewatchRinger(r *ringer, fd int) {
+	watch.mu.Lock()
+	defer watch.mu.Unlock()
+	r.fd = fd
 }
 
 // unwatchRinger stops watching r. Its descriptor must not be closed before
@@ -108,9 +117,10 @@ func look() {
 		return // stopped after this round had begun
 	}
 	for r := range watch.ringers {
+		// Stuck: a ring begun before the last look has not ended since.
 		ended := r.ended.Load()
-		stuck := ended == r.lastEnded && r.begun.Load() != ended
-		r.lastEnded = ended
+		stuck := ended < r.lastBegun
+		r.lastBegun = r.begun.Load()
 		if !stuck || writable(r.fd) || !r.draining.CompareAndSwap(false, true) {
 			continue
 		}
@@ -124,7 +134,7 @@ func look() {
 		if !r.own {
 			r.hostile.Store(true)
 		}
-		go drain(r, dup)
+		go drain(r, dup, ended)
 	}
 	watch.timer.Reset(watchEvery())
 }
@@ -137,31 +147,43 @@ func writable(fd int) bool {
 	return err != nil || n > 0 // an error: not ours to judge
 }
 
+// drainTries bounds one drain: each read also lets the peer's own blocked
+// writes through, which may fill the counter again before our ring goes.
+// The next look tries again.
+const drainTries = 1000
+
 // drain empties the counter of the eventfd behind fd (a copy, which it
-// closes), so that the blocked ring finishes, and tells r's owner. The
-// read could itself block if the peer emptied the counter first (the ring
-// then went through anyway), so it runs on its own goroutine and reads only
-// what poll says is there; a peer racing it can cost this goroutine and
-// one thread, never the ringer.
-func drain(r *ringer, fd int) {
+// closes) until a ring of r has ended (the blocked one, freed), then tells
+// r's owner, on a goroutine of its own: the owner may ring r again (a
+// failing endpoint wakes its waiters), and that ring must find the
+// watchdog free to help it. Every read is preceded by setting O_NONBLOCK
+// again, on the peer's eventfd as on ours (harmless: OpenBell sets it
+// too), so that a peer emptying the counter first cannot make the read
+// block; only a peer clearing the flag between the two calls can, and
+// that costs this goroutine and a thread, never the ringer. A doorbell of
+// ours is rung once at the end: a read may have taken the wake-up that
+// the freed ring brought.
+func drain(r *ringer, fd int, ended uint64) {
 	defer unix.Close(fd)
-	defer r.draining.Store(false)
 	var kind [32]byte
 	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), kind[:])
 	if err != nil || string(kind[:n]) != "anon_inode:[eventfd]" {
+		r.draining.Store(false)
 		return
 	}
-	if r.own {
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil {
+	var buf [8]byte
+	for i := 0; i < drainTries && r.ended.Load() == ended; i++ {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && flags&unix.O_NONBLOCK == 0 {
 			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
 		}
+		_, _ = unix.Read(fd, buf[:]) // EAGAIN once empty
+		runtime.Gosched()            // for the freed ring to count itself ended
 	}
-	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	if n, _ := unix.Poll(p, 0); n > 0 {
-		var buf [8]byte
-		_, _ = unix.Read(fd, buf[:])
+	if r.own {
+		_, _ = unix.Write(fd, one[:]) // non-blocking: EAGAIN if full, and then awake anyway
 	}
+	r.draining.Store(false)
 	if f := r.onHostile.Swap(nil); f != nil {
-		(*f)()
+		go (*f)()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -513,6 +514,16 @@ func TestDoorbellMadeBlockingByPeer(t *testing.T) {
 // the next ring (a write of one) blocks.
 func blockAndFill(t *testing.T, fd int) {
 	t.Helper()
+	if err := fill(fd); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fill is blockAndFill for any goroutine. It empties the counter first,
+// while the eventfd is still non-blocking, so that its own write fits.
+func fill(fd int) error {
+	var count [8]byte
+	unix.Read(fd, count[:])
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err == nil {
 		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)
@@ -522,9 +533,7 @@ func blockAndFill(t *testing.T, fd int) {
 	if err == nil {
 		_, err = unix.Write(fd, full[:])
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	return err
 }
 
 // fastRingWatch makes the watchdog look every 10 ms for the test.
@@ -569,7 +578,14 @@ func TestBellMadeBlockingByPeer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the blocked ring was freed, but OnHostile never ran")
 	}
+	// A later ring goes nowhere: the counter, emptied, stays empty. (The
+	// watchdog made the eventfd non-blocking again.)
+	var count [8]byte
+	unix.Read(peer.h.fd, count[:])
 	ringsWithin(t, "later ring", b.Ring)
+	if n, err := unix.Read(peer.h.fd, count[:]); err != unix.EAGAIN {
+		t.Errorf("read after a ring of a peer found hostile: %d, %v; want the ring dropped (EAGAIN)", n, err)
+	}
 	ringsWithin(t, "Close", func() {
 		if err := b.Close(); err != nil {
 			t.Error(err)
@@ -577,33 +593,47 @@ func TestBellMadeBlockingByPeer(t *testing.T) {
 	})
 }
 
-// TestDoorbellRingMadeBlockingByPeer: the same done to one of our own
-// doorbells. Its ring is freed too, the doorbell is non-blocking again and
-// still rings, so that our own waiter is not left asleep.
-func TestDoorbellRingMadeBlockingByPeer(t *testing.T) {
+// TestDoorbellStuckUnderClose: a ring of our own doorbell blocked by the
+// peer while Close runs. The runtime's close waits for the ring, and the
+// watchdog, looking at a copy of the descriptor by then, frees it.
+func TestDoorbellStuckUnderClose(t *testing.T) {
 	fastRingWatch(t)
 	d, h := doorbellAndPeerHandle(t)
 	defer h.Close()
-	hostile := make(chan struct{})
-	d.OnHostile(func() { close(hostile) })
+	rings := d.rg.begun.Load()
+	blockAndFill(t, h.fd)
+	go d.Ring()
+	for d.rg.begun.Load() == rings {
+		runtime.Gosched() // until the ring is under way
+	}
+	ringsWithin(t, "Close", func() { d.Close() })
+}
+
+// TestDoorbellAttackedAgain: a peer that blocks our doorbell again right
+// after the watchdog freed it, when our report of the first attack rings
+// the doorbell once more (as a failing endpoint wakes its waiters). That
+// ring must be freed too, and Close must end.
+func TestDoorbellAttackedAgain(t *testing.T) {
+	fastRingWatch(t)
+	d, h := doorbellAndPeerHandle(t)
+	defer h.Close()
+	reported := make(chan error, 1)
+	d.OnHostile(func() {
+		err := fill(h.fd) // the peer, again
+		d.Ring()
+		reported <- err
+	})
 	blockAndFill(t, h.fd)
 	ringsWithin(t, "ring", d.Ring)
 	select {
-	case <-hostile:
+	case err := <-reported:
+		if err != nil {
+			t.Fatal(err)
+		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the blocked ring was freed, but OnHostile never ran")
+		t.Fatal("the report's own ring, blocked by a second attack, was never freed")
 	}
-	flags, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
-	if err != nil || flags&unix.O_NONBLOCK == 0 {
-		t.Errorf("flags after the watchdog: %#x, %v; want O_NONBLOCK again", flags, err)
-	}
-	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatalf("wait for the freed ring: %v", err)
-	}
-	d.Ring()
-	if err := d.Wait(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatalf("ring after the watchdog: %v", err)
-	}
+	ringsWithin(t, "Close", func() { d.Close() })
 }
 
 // TestRingWatchIdle: the watchdog runs only while a doorbell or bell is

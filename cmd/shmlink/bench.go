@@ -45,8 +45,10 @@ the header prints it); "bare ring" streams through a 4 MiB ring in shared
 memory, each message one copy in and one copy out behind a length, both
 sides spinning, published every 64 KiB as shmlink's batches are, and for
 1 MiB also in 256 KiB chunks ("bare ring/256K", the reader copying one out
-while the writer fills the next); "memcpy" is one process copying each
-message once. A limit's figures are near-best
+while the writer fills the next); for round trips "bare ring" sends each
+message through one 2 MiB ring and back through another, each reader
+polling the writer's index as shmlink's do: the least a round trip costs in
+shmlink's protocol; "memcpy" is one process copying each message once. A limit's figures are near-best
 (the 90th percentile of its batches), since a disturbance only slows it.
 
 The transports take turns, round by round, so that the rest of the machine
@@ -346,9 +348,11 @@ limit rows: ping-pong = one cache line bounced between two processes, both
 spinning (its latency is the mean over 64 round trips); bare ring = a 4 MiB
 ring in shared memory, one copy in and one copy out per message behind a
 length, both spinning, published per 64 KiB (bare ring/256K: messages over
-256 KiB in chunks of it); memcpy = one process copying each message once.
-A limit's figures are near-best: the 90th percentile of its batches, the
-ping-pong's the 10th of its 64-round-trip groups (its p99 is theirs): a bare
+256 KiB in chunks of it; for round trips there and back through two 2 MiB
+rings, each reader polling the writer's index, as shmlink's protocol does);
+memcpy = one process copying each message once.
+A limit's figures are near-best: the 90th percentile of its batches, a
+round trip limit's the 10th of its 64-round-trip groups (its p99 is theirs): a bare
 spinner stalls whole time slices when a third thread wants its CPU, and
 only ever loses by it.
 vs base: the ratio to the row marked base, above 1 is better; for round trips

@@ -41,7 +41,8 @@ func wantRows(works []bench.Workload, ts []*workload.Transport) []wantRow {
 	var want []wantRow
 	for _, w := range works {
 		if w.RoundTrip {
-			want = append(want, wantRow{w: w, name: bench.LimitPingPong, isLimit: true})
+			want = append(want, wantRow{w: w, name: bench.LimitPingPong, isLimit: true},
+				wantRow{w: w, name: bench.LimitRing, isLimit: true})
 		} else {
 			want = append(want, wantRow{w: w, name: bench.LimitRing, isLimit: true})
 			if w.Size > bench.LimitChunk {

@@ -20,6 +20,9 @@ const (
 	LimitPingPong = "ping-pong"
 	// LimitRing is a bare busy-spin ring of limit.RingSize: each message
 	// one copy in and one copy out behind a length. The one-way limit.
+	// For round trips, each message goes through one limit.RTRing ring and
+	// comes back through another, each reader polling the writer's index:
+	// the least a round trip can cost in the shape of shmlink's protocol.
 	LimitRing = "bare ring"
 	// LimitRingChunked is the bare ring with messages over LimitChunk
 	// sent in records of LimitChunk, the reader copying one out while the
@@ -39,6 +42,7 @@ const LimitChunk = 256 << 10
 const (
 	writesPingPong = "spin, 1 line"
 	writesRing     = "spin, 4 MiB ring"
+	writesRingRT   = "spin, 2 MiB rings"
 	writesChunked  = "spin, 256 KiB chunks"
 	writesMemcpy   = "1 process"
 )
@@ -74,7 +78,8 @@ func startLimits(command func() *exec.Cmd, pin int) (*limits, error) {
 // cells returns the limit cells of a workload.
 func (l *limits) cells(w Workload) []*cell {
 	if w.RoundTrip {
-		return []*cell{l.cell(w, row{name: LimitPingPong, writes: writesPingPong, limit: true}, pingPong{l.peer})}
+		return []*cell{l.cell(w, row{name: LimitPingPong, writes: writesPingPong, limit: true}, pingPong{l.peer}),
+			l.cell(w, row{name: LimitRing, writes: writesRingRT, limit: true}, bareRing{l.peer, 0})}
 	}
 	cs := []*cell{l.cell(w, row{name: LimitRing, writes: writesRing, limit: true}, bareRing{l.peer, 0})}
 	if w.Size > LimitChunk {
@@ -114,8 +119,8 @@ type bareRing struct {
 	chunk int
 }
 
-func (bareRing) RoundTrips(int, int, []time.Duration) (time.Duration, error) {
-	return 0, errNotRoundTrip
+func (r bareRing) RoundTrips(size, n int, lat []time.Duration) (time.Duration, error) {
+	return r.p.RingRoundTrip(size, n, limit.Indexed, lat)
 }
 
 func (r bareRing) OneWay(size, n int) (time.Duration, error) { return r.p.Ring(size, n, r.chunk) }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func start(t *testing.T) *Peer {
+func start(t testing.TB) *Peer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Stderr = os.Stderr
@@ -98,6 +99,64 @@ func TestRing(t *testing.T) {
 	}
 }
 
+// TestRingRoundTrip echoes messages through both round trip shapes, with
+// sizes that wrap the rings at several alignments, switching shapes and
+// sizes between commands, and checks that every round trip got a time.
+func TestRingRoundTrip(t *testing.T) {
+	p := start(t)
+	for _, c := range []struct{ size, n int }{
+		{64, 100000}, {0, 10}, {13, 70000}, {RTRing/2 - 8, 9}, {4 << 10, 3000}, {64, 0}, {1, GroupSize*3 + 5},
+	} {
+		for _, shape := range []bool{Indexed, Stamped} {
+			lat := make([]time.Duration, c.n)
+			el, err := p.RingRoundTrip(c.size, c.n, shape, lat)
+			if err != nil {
+				t.Fatalf("%d round trips of %d bytes, stamped %v: %v", c.n, c.size, shape, err)
+			}
+			for i, l := range lat {
+				if l <= 0 || l > el {
+					t.Fatalf("%d round trips of %d bytes: round trip %d took %v of %v", c.n, c.size, i, l, el)
+				}
+			}
+		}
+	}
+	if _, err := p.RingRoundTrip(RTRing/2+1, 1, Indexed, nil); err == nil {
+		t.Error("a message over half the ring was accepted")
+	}
+}
+
+// BenchmarkRoundTripShapes measures the round trip of a 64-byte message
+// through a bare ring of each shape, interleaved with the ping-pong in
+// short rounds (the host moves the vCPUs every few minutes), and reports
+// each shape's median ratio to the ping-pong of its round: the least a
+// round trip over shmlink's protocol can cost (indexed) and what a reader
+// polling the header would save (stamped).
+func BenchmarkRoundTripShapes(b *testing.B) {
+	p := start(b)
+	const per = 20000
+	var pp, ix, st []float64
+	b.ResetTimer()
+	for range max(b.N/per, 1) {
+		a, err1 := p.PingPong(per, nil)
+		x, err2 := p.RingRoundTrip(64, per, Indexed, nil)
+		y, err3 := p.RingRoundTrip(64, per, Stamped, nil)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			b.Fatal(err)
+		}
+		pp = append(pp, float64(a)/per)
+		ix = append(ix, float64(x)/float64(a))
+		st = append(st, float64(y)/float64(a))
+	}
+	b.ReportMetric(medianOf(pp), "pingpong-ns")
+	b.ReportMetric(medianOf(ix), "indexed/pingpong")
+	b.ReportMetric(medianOf(st), "stamped/pingpong")
+}
+
+func medianOf(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
 // TestCopier copies across the end of its buffer.
 func TestCopier(t *testing.T) {
 	var c Copier
@@ -114,6 +173,8 @@ func TestChildDies(t *testing.T) {
 	for _, run := range []func(p *Peer) error{
 		func(p *Peer) error { _, err := p.PingPong(10, nil); return err },
 		func(p *Peer) error { _, err := p.Ring(1<<20, 100, 0); return err },
+		func(p *Peer) error { _, err := p.RingRoundTrip(64, 100, Indexed, nil); return err },
+		func(p *Peer) error { _, err := p.RingRoundTrip(64, 100, Stamped, nil); return err },
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), envDie+"=1")

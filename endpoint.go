@@ -337,40 +337,56 @@ func (ep *endpoint) free(last func()) {
 
 // writeMessage is WriteMessage for any session of the endpoint.
 func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) error {
-	return ep.write(ctx, b, limit, ep.wr.WriteMessage)
+	if uint64(len(b)) > limit {
+		return tooLarge(len(b), limit)
+	}
+	if err := ep.lockWrite(ctx); err != nil {
+		return err
+	}
+	err := ep.check(ep.wr.WriteMessage(ctx, b))
+	ep.wmu.Unlock()
+	return err
 }
 
 // bufferMessage is BufferMessage.
 func (ep *endpoint) bufferMessage(ctx context.Context, b []byte, limit uint64) error {
-	return ep.write(ctx, b, limit, func(ctx context.Context, b []byte) error {
-		err := ep.wr.BufferMessage(ctx, b)
-		if ep.wr.Unpublished() && !ep.buffered.Load() { // a load is cheaper than a store
-			ep.buffered.Store(true)
-		}
+	if uint64(len(b)) > limit {
+		return tooLarge(len(b), limit)
+	}
+	if err := ep.lockWrite(ctx); err != nil {
 		return err
-	})
+	}
+	defer ep.wmu.Unlock()
+	err := ep.wr.BufferMessage(ctx, b)
+	if ep.wr.Unpublished() && !ep.buffered.Load() { // a load is cheaper than a store
+		ep.buffered.Store(true)
+	}
+	return ep.check(err)
 }
 
-// write writes b with the producer's w, after the checks every write makes.
-func (ep *endpoint) write(ctx context.Context, b []byte, limit uint64, w func(context.Context, []byte) error) error {
-	if uint64(len(b)) > limit {
-		return fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, len(b), limit)
-	}
+func tooLarge(n int, limit uint64) error {
+	return fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, n, limit)
+}
+
+// lockWrite takes the writer lock after the checks every write makes: the
+// endpoint open, the link's state, the deadline and ctx. It holds the lock
+// only if it returns nil.
+func (ep *endpoint) lockWrite(ctx context.Context) error {
 	if ep.closed.Load() { // before the lock, which a reservation may hold
 		return net.ErrClosed
 	}
 	ep.wmu.Lock()
-	defer ep.wmu.Unlock()
-	if err := ep.stateErr(false); err != nil {
-		return err
+	err := ep.stateErr(false)
+	if err == nil {
+		err = ep.expired(false)
 	}
-	if err := ep.expired(false); err != nil {
-		return err
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if err != nil {
+		ep.wmu.Unlock()
 	}
-	return ep.check(w(ctx, b))
+	return err
 }
 
 // flush is Flush: it publishes what bufferMessage left waiting.
@@ -409,20 +425,10 @@ func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint
 				ErrMessageTooLarge, i, len(b), limit)
 		}
 	}
-	if ep.closed.Load() { // before the lock, which a reservation may hold
-		return 0, net.ErrClosed
+	if err := ep.lockWrite(ctx); err != nil {
+		return 0, err
 	}
-	ep.wmu.Lock()
 	defer ep.wmu.Unlock()
-	if err := ep.stateErr(false); err != nil {
-		return 0, err
-	}
-	if err := ep.expired(false); err != nil {
-		return 0, err
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
 	n, err := ep.wr.WriteMessages(ctx, msgs)
 	return n, ep.check(err)
 }

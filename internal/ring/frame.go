@@ -88,8 +88,7 @@ func decodeHeader(b []byte) (header, error) {
 
 // putHeader writes a chunk header at the start of b and returns its length.
 func putHeader(b []byte, length uint64, flags uint8, total uint64) uint64 {
-	binary.LittleEndian.PutUint32(b[0:], uint32(length))
-	b[4], b[5], b[6], b[7] = flags, 0, 0, 0
+	binary.LittleEndian.PutUint64(b, uint64(uint32(length))|uint64(flags)<<32) // one store; reserved bytes zero
 	if flags == FlagBegin {
 		binary.LittleEndian.PutUint64(b[8:], total)
 		return hdrLenLong

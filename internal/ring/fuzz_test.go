@@ -98,3 +98,74 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzShortPath checks the short path of whole messages against the
+// general one: two readers of the same arbitrary ring contents, one with
+// the short path off, must return the same messages and the same kinds
+// of error, call by call, with ReadInto and ReadMessage mixed and buffers
+// too short now and then.
+func FuzzShortPath(f *testing.F) {
+	l, mem := newTestSegment(f, MinRingSize)
+	r := l.Ring(mem, ClientToServer)
+	p, _ := NewProducer(r, eofWaiter)
+	for _, n := range []int{0, 5, 100, 600, 3000, 64} {
+		p.WriteMessage(bg, make([]byte, n))
+	}
+	f.Add(append([]byte(nil), r.data...), p.tail, uint8(0))
+	f.Add(append([]byte(nil), r.data...), p.tail, uint8(0x55))
+	f.Add([]byte{8, 0, 0, 0, FlagBegin | FlagEnd | 0x30, 1, 2, 3, 1, 2, 3, 4, 5, 6, 7, 8}, uint64(16), uint8(1))
+	f.Add([]byte{9, 0, 0, 0, FlagBegin | FlagEnd, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, uint64(16), uint8(2))
+
+	f.Fuzz(func(t *testing.T, data []byte, tail uint64, pattern uint8) {
+		var readers [2]*Reader
+		for i := range readers {
+			l, mem := newTestSegment(t, MinRingSize)
+			r := l.Ring(mem, ClientToServer)
+			copy(r.data, data)
+			r.ctl.tail.Store(tail)
+			c, err := NewConsumer(r, eofWaiter)
+			if err != nil {
+				return
+			}
+			readers[i] = NewReader(c, false)
+			readers[i].MaxMessage = 1000
+		}
+		readers[1].general = true
+		for i := 0; i < 200; i++ {
+			var got [2][]byte
+			var errs [2]error
+			for k, rd := range readers {
+				if pattern>>(i%8)&1 != 0 {
+					got[k], errs[k] = rd.ReadMessage(bg)
+				} else {
+					buf := make([]byte, 50+i*13%700)
+					var n int
+					n, errs[k] = rd.ReadInto(bg, buf)
+					got[k] = buf[:n]
+				}
+			}
+			if string(got[0]) != string(got[1]) || errClass(errs[0]) != errClass(errs[1]) {
+				t.Fatalf("call %d: short path %q, %v; general path %q, %v", i, got[0], errs[0], got[1], errs[1])
+			}
+			if errs[0] != nil && errClass(errs[0]) != "short buffer" && errClass(errs[0]) != "too large" {
+				return
+			}
+		}
+	})
+}
+
+// errClass names the kind of a reader's error, for comparisons.
+func errClass(err error) string {
+	var sb *ShortBufferError
+	switch {
+	case err == nil:
+		return "nil"
+	case errors.As(err, &sb):
+		return "short buffer"
+	case errors.Is(err, ErrCorrupt):
+		return "corrupt"
+	case errors.Is(err, ErrMessageTooLarge):
+		return "too large"
+	}
+	return err.Error()
+}

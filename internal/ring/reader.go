@@ -49,6 +49,10 @@ type Reader struct {
 
 	// Aborted counts messages abandoned part-way by the producer.
 	Aborted uint64
+
+	// general, set by tests, turns the short path of whole messages off,
+	// so that its results can be checked against the general path's.
+	general bool
 }
 
 // NewReader returns a Reader over c. If resumed is set, the consumer took over
@@ -178,6 +182,18 @@ const initialAlloc = 64 << 10
 // reads started) in a new buffer. If it fails part-way (a deadline, say),
 // what it took is kept for the next read: nothing is lost.
 func (r *Reader) ReadMessage(ctx context.Context) ([]byte, error) {
+	if r.between() {
+		m, ok, err := r.whole(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			buf := make([]byte, len(m))
+			copy(buf, m)
+			r.c.releaseWhole(len(m))
+			return buf, nil
+		}
+	}
 	for {
 		if _, err := r.current(ctx, true); err != nil {
 			return nil, err
@@ -202,10 +218,40 @@ func (r *Reader) ReadMessage(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// whole waits for the next chunk and returns its payload if it is a whole
+// message that Consumer.whole takes, to be copied out before
+// releaseWhole; otherwise it reports false for the general path. The
+// reader must be between messages.
+func (r *Reader) whole(ctx context.Context) ([]byte, bool, error) {
+	for {
+		if m, ok := r.c.whole(r.MaxMessage); ok {
+			return m, true, nil
+		}
+		if ok, err := r.c.Ready(); ok || err != nil {
+			return nil, false, nil // a chunk the general path must decide on, or an error it reports
+		}
+		if err := r.c.w.WaitData(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
 // ReadInto copies the next message (or what remains of one that stream
 // reads started) into b and returns its length. If it does not fit, it
 // returns a *ShortBufferError and consumes nothing.
 func (r *Reader) ReadInto(ctx context.Context, b []byte) (int, error) {
+	for r.between() {
+		m, ok, err := r.whole(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || len(m) > len(b) {
+			break
+		}
+		n := copy(b, m)
+		r.c.releaseWhole(n)
+		return n, nil
+	}
 	for {
 		if _, err := r.current(ctx, true); err != nil {
 			return 0, err
@@ -230,6 +276,13 @@ func (r *Reader) ReadInto(ctx context.Context, b []byte) (int, error) {
 		}
 		return len(buf), nil
 	}
+}
+
+// between reports whether the reader is between messages with nothing
+// held back: the state in which a whole-message chunk can be taken on
+// the short path (Consumer.takeWhole).
+func (r *Reader) between() bool {
+	return !r.hasCur && !r.inMsg && r.pend == nil && !r.syncing && !r.skipping && !r.lent && !r.general
 }
 
 // Read reads bytes in stream fashion, ignoring message boundaries. It blocks

@@ -1,6 +1,9 @@
 package ring
 
-import "context"
+import (
+	"context"
+	"encoding/binary"
+)
 
 // Ring is one single-producer, single-consumer byte ring inside a segment.
 // Indices are free-running byte counts (they never wrap in practice: 2^64
@@ -193,6 +196,38 @@ func (c *Consumer) peek() (header, bool, error) {
 	avail := min(c.tail-c.head, c.r.size-off)
 	h, err := decodeHeader(c.r.data[off : off+avail])
 	return h, err == nil, err
+}
+
+// whole returns the payload of the chunk at the read index if it is a
+// whole message (Begin and End) of at most max bytes, as a peer-writable
+// view to copy out before releaseWhole. Anything else (nothing ready,
+// another kind of chunk, a header to refuse) is left for the general path
+// of peek and decodeHeader, which decides on it: this is only the common
+// case made short, a round trip's and a small message's.
+func (c *Consumer) whole(max uint64) ([]byte, bool) {
+	if c.tail == c.head && (c.refresh() != nil || c.tail == c.head) {
+		return nil, false
+	}
+	off := c.head & c.r.mask
+	avail := min(c.tail-c.head, c.r.size-off)
+	if avail < hdrLen {
+		return nil, false
+	}
+	// One read of the peer-writable header, as decodeHeader makes; the
+	// reserved bits are ignored as there.
+	raw := binary.LittleEndian.Uint64(c.r.data[off:])
+	n := raw & (1<<32 - 1)
+	if uint8(raw>>32)&flagsDefined != FlagBegin|FlagEnd || n > max || hdrLen+align8(n) > avail {
+		return nil, false
+	}
+	return c.r.data[off+hdrLen : off+hdrLen+n : off+hdrLen+n], true
+}
+
+// releaseWhole releases the chunk that whole returned, of n payload bytes.
+func (c *Consumer) releaseWhole(n int) {
+	c.release(header{length: uint64(n), hlen: hdrLen})
+	c.Messages++
+	c.Bytes += uint64(n)
 }
 
 // payload is the peer-writable view of h's bytes; h was decoded at head.

@@ -3,6 +3,7 @@ package ring
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"unsafe"
@@ -102,8 +103,8 @@ func FuzzReader(f *testing.F) {
 // FuzzShortPath checks the short path of whole messages against the
 // general one: two readers of the same arbitrary ring contents, one with
 // the short path off, must return the same messages and the same kinds
-// of error, call by call, with ReadInto and ReadMessage mixed and buffers
-// too short now and then.
+// of error, call by call, with ReadInto, ReadMessage and ReadBatch mixed
+// and buffers too short now and then.
 func FuzzShortPath(f *testing.F) {
 	l, mem := newTestSegment(f, MinRingSize)
 	r := l.Ring(mem, ClientToServer)
@@ -134,14 +135,24 @@ func FuzzShortPath(f *testing.F) {
 		for i := 0; i < 200; i++ {
 			var got [2][]byte
 			var errs [2]error
+			mode := (int(pattern>>(i%8)&1) + i) % 3
 			for k, rd := range readers {
-				if pattern>>(i%8)&1 != 0 {
+				buf := make([]byte, 50+i*13%700)
+				var n int
+				switch mode {
+				case 0:
 					got[k], errs[k] = rd.ReadMessage(bg)
-				} else {
-					buf := make([]byte, 50+i*13%700)
-					var n int
+				case 1:
 					n, errs[k] = rd.ReadInto(bg, buf)
 					got[k] = buf[:n]
+				case 2:
+					var sizes [5]int
+					n, errs[k] = rd.ReadBatch(bg, buf, sizes[:])
+					got[k] = fmt.Appendf(nil, "%v", sizes[:n])
+					for _, size := range sizes[:n] {
+						got[k] = append(got[k], buf[:size]...)
+						buf = buf[size:]
+					}
 				}
 			}
 			if string(got[0]) != string(got[1]) || errClass(errs[0]) != errClass(errs[1]) {

@@ -342,6 +342,14 @@ func (r *Reader) ReadBatch(ctx context.Context, b []byte, sizes []int) (int, err
 		r.c.publishHead()
 	}()
 	for n < len(sizes) && !r.hasCur && !r.inMsg && r.pend == nil && !r.syncing && !r.skipping {
+		if m, ok := r.c.whole(min(r.MaxMessage, uint64(len(b)-off))); ok && !r.general {
+			copy(b[off:], m)
+			r.c.releaseWhole(len(m))
+			sizes[n] = len(m)
+			off += len(m)
+			n++
+			continue
+		}
 		h, ok, err := r.c.peek()
 		if err != nil || !ok {
 			return n, nil // an error comes again on the next read

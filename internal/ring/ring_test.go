@@ -317,6 +317,66 @@ func TestWriteMessagesBatch(t *testing.T) {
 	}
 }
 
+// TestWriteMessagesLayout: a batch lays its messages out in the ring
+// exactly as WriteMessage does one by one (the short path of small
+// messages included), pads among them, at every offset of a ring that
+// wraps many times. Messages go in one chunk each: how a streamed one is
+// cut depends on the room the reader has made at that moment.
+func TestWriteMessagesLayout(t *testing.T) {
+	const ring = 8192
+	batched, rb := pair(t, ring)
+	single, rs := pair(t, ring)
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 4*ring)
+	for round := 0; round < 2000; round++ {
+		var batch [][]byte
+		for total := 0; len(batch) < 1+rng.IntN(20); {
+			n := rng.IntN(300)
+			if rng.IntN(10) == 0 {
+				n = rng.IntN(ring/2 - hdrLen)
+			}
+			if total+n+16 > ring/2 && len(batch) > 0 {
+				break
+			}
+			total += n + 16
+			batch = append(batch, message(uint32(round), n))
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := batched.WriteMessages(bg, batch)
+			done <- err
+		}()
+		for i := range batch {
+			if n, err := rb.ReadInto(bg, buf); err != nil || !bytes.Equal(buf[:n], batch[i]) {
+				t.Fatalf("round %d, message %d: %d bytes, %v", round, i, n, err)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for _, m := range batch {
+				if err := single.WriteMessage(bg, m); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for range batch {
+			if _, err := rs.ReadInto(bg, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if batched.tail != single.tail || !bytes.Equal(batched.r.data, single.r.data) {
+			t.Fatalf("round %d: the batch left the ring at %d, differing from WriteMessage's at %d", round, batched.tail, single.tail)
+		}
+	}
+}
+
 // TestWriteMessagesPublishesWhatFits: a batch cut off by a failed wait
 // reports how many messages went whole, and those are published.
 func TestWriteMessagesPublishesWhatFits(t *testing.T) {

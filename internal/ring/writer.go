@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"encoding/binary"
 	"time"
 )
 
@@ -44,11 +45,34 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 		p.Flush()
 	}()
 	for i, m := range msgs {
+		if p.appendWhole(m) {
+			continue
+		}
 		if err := p.WriteMessage(ctx, m); err != nil {
 			return i, err
 		}
 	}
 	return len(msgs), nil
+}
+
+// appendWhole writes a small message of a batch as writeSmall would, if
+// it fits before the end of the data area in the room already known to
+// be free, and reports whether it did; otherwise WriteMessage decides
+// (padding, waiting, an abort owed). This is the common case of a batch
+// of small messages made short, as Consumer.whole is on the reading side.
+func (p *Producer) appendWhole(m []byte) bool {
+	full := hdrLen + align8(uint64(len(m)))
+	off := p.tail & p.r.mask
+	if p.pendingAbort || len(m) >= ntMin || full > p.free() || full > p.r.size-off {
+		return false
+	}
+	binary.LittleEndian.PutUint64(p.r.data[off:], uint64(len(m))|(FlagBegin|FlagEnd)<<32)
+	copy(p.r.data[off+hdrLen:off+full], m)
+	p.tail += full
+	p.unpublished = true
+	p.Messages++
+	p.Bytes += uint64(len(m))
+	return true
 }
 
 // BufferMessage writes msg as WriteMessage does but leaves it unpublished,

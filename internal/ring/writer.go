@@ -21,6 +21,10 @@ const minChunk = 64
 // next WriteMessage first tells the consumer that the message was
 // abandoned.
 func (p *Producer) WriteMessage(ctx context.Context, msg []byte) error {
+	if p.appendWhole(msg) {
+		p.commit()
+		return nil
+	}
 	if p.pendingAbort {
 		if err := p.abort(ctx); err != nil {
 			return err
@@ -46,6 +50,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 	}()
 	for i, m := range msgs {
 		if p.appendWhole(m) {
+			p.unpublished = true
 			continue
 		}
 		if err := p.WriteMessage(ctx, m); err != nil {
@@ -55,11 +60,12 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 	return len(msgs), nil
 }
 
-// appendWhole writes a small message of a batch as writeSmall would, if
-// it fits before the end of the data area in the room already known to
-// be free, and reports whether it did; otherwise WriteMessage decides
-// (padding, waiting, an abort owed). This is the common case of a batch
-// of small messages made short, as Consumer.whole is on the reading side.
+// appendWhole writes a small message as writeSmall would, if it fits
+// before the end of the data area in the room already known to be free,
+// and reports whether it did; the caller publishes it or leaves it for a
+// batch's end. Otherwise writeSmall or writeLarge decides (padding,
+// waiting, an abort owed). This is the common case of small messages made
+// short, as Consumer.whole is on the reading side.
 func (p *Producer) appendWhole(m []byte) bool {
 	full := hdrLen + align8(uint64(len(m)))
 	off := p.tail & p.r.mask
@@ -69,7 +75,6 @@ func (p *Producer) appendWhole(m []byte) bool {
 	binary.LittleEndian.PutUint64(p.r.data[off:], uint64(len(m))|(FlagBegin|FlagEnd)<<32)
 	copy(p.r.data[off+hdrLen:off+full], m)
 	p.tail += full
-	p.unpublished = true
 	p.Messages++
 	p.Bytes += uint64(len(m))
 	return true

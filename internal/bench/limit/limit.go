@@ -298,34 +298,43 @@ func (p *Peer) Ring(size, n, chunk int) (time.Duration, error) {
 // longer than any batch, short enough that a wedged child fails the run.
 const spinTimeout = 10 * time.Second
 
-// spinWatch keeps a spin loop from outliving the child: every 1<<16
-// turns it checks that the child still runs and the wait has not passed
-// its deadline.
+// spinWatch keeps a spin loop from outliving the other process: every
+// 1<<16 turns it checks that the other still runs and the wait has not
+// passed its deadline. The parent's watch (p set) looks at the child's
+// exit; the child's, at its parent process, which it outlives when
+// killed: an orphan would spin on a CPU for good.
 type spinWatch struct {
 	p        *Peer
+	ppid     int // the child's: its parent's pid when it started
 	n        uint
 	deadline time.Time
 }
 
 func (p *Peer) watch() spinWatch { return spinWatch{p: p} }
 
+func (c *child) watch() spinWatch { return spinWatch{ppid: c.ppid} }
+
 func (w *spinWatch) check() error {
-	if w == nil { // the child's: its parent is trusted to answer
-		return nil
-	}
 	if w.n++; w.n&(1<<16-1) != 0 {
 		return nil
 	}
 	if w.deadline.IsZero() {
 		w.deadline = time.Now().Add(spinTimeout)
 	}
-	select {
-	case <-w.p.exited:
-		return fmt.Errorf("limit peer exited: %v", w.p.waitErr)
-	default:
+	if w.p != nil {
+		select {
+		case <-w.p.exited:
+			return fmt.Errorf("limit peer exited: %v", w.p.waitErr)
+		default:
+		}
+	} else if os.Getppid() != w.ppid { // reparented (Linux): the parent has gone
+		return errors.New("the parent process has gone")
 	}
 	if time.Now().After(w.deadline) {
-		return fmt.Errorf("limit peer: no progress within %v", spinTimeout)
+		if w.p != nil {
+			return fmt.Errorf("limit peer: no progress within %v", spinTimeout)
+		}
+		return fmt.Errorf("no progress within %v", spinTimeout) // RunPeer says who
 	}
 	return nil
 }
@@ -387,7 +396,7 @@ func RunPeer() error {
 		return fmt.Errorf("limit peer: %w", err)
 	}
 	defer seg.Close()
-	c := child{mem: seg.Mem(), buf: make([]byte, RingSize/2)}
+	c := child{mem: seg.Mem(), buf: make([]byte, RingSize/2), ppid: os.Getppid()}
 	var cmd [cmdLen]byte
 	for {
 		if _, err := io.ReadFull(cmdR, cmd[:]); err != nil {
@@ -403,7 +412,9 @@ func RunPeer() error {
 		var got uint64
 		switch op {
 		case opPingPong:
-			got = c.pingPong(size, count)
+			if got, err = c.pingPong(size, count); err != nil {
+				return fmt.Errorf("limit peer: %w", err)
+			}
 		case opRing:
 			if got, err = c.ring(size, count); err != nil {
 				return fmt.Errorf("limit peer: %w", err)
@@ -429,17 +440,21 @@ type child struct {
 	tail uint64       // ring bytes consumed
 	buf  []byte       // where messages are copied out
 	rt   [2][2]rtRing // round trip rings by shape: in, out
+	ppid int          // the parent\'s pid, for spinWatch
 }
 
 // pingPong answers count pings after the one numbered last.
-func (c *child) pingPong(last, count uint64) uint64 {
+func (c *child) pingPong(last, count uint64) (uint64, error) {
 	ping, pong := word(c.mem, offPing), word(c.mem, offPong)
 	for i := last + 1; i <= last+count; i++ {
-		for ping.Load() != i {
+		for w := c.watch(); ping.Load() != i; {
+			if err := w.check(); err != nil {
+				return i - last - 1, err
+			}
 		}
 		pong.Store(i)
 	}
-	return count
+	return count, nil
 }
 
 // ring consumes count messages of size bytes, each one record or several
@@ -456,8 +471,10 @@ func (c *child) ring(size, count uint64) (uint64, error) {
 				tailW.Store(pos) // caught up: give the writer its room
 				told = pos
 			}
-			for avail == pos {
-				avail = head.Load()
+			for w := c.watch(); avail == pos; avail = head.Load() {
+				if err := w.check(); err != nil {
+					return got, err
+				}
 			}
 		}
 		off := pos & (RingSize - 1)

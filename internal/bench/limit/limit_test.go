@@ -32,7 +32,29 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(envMiddle) != "" {
+		os.Exit(orphanAChild())
+	}
 	os.Exit(m.Run())
+}
+
+// envMiddle makes the process start a limit peer, set it spinning on a
+// ping-pong, print its pid and exit without a word, orphaning it.
+const envMiddle = "LIMIT_TEST_MIDDLE"
+
+func orphanAChild() int {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Stderr = os.Stderr // the test reads it to its end: until the orphan has gone too
+	p, err := Start(cmd, -1)
+	if err == nil {
+		err = p.command(opPingPong, 0, 1<<40)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Println(p.proc.Process.Pid)
+	return 0
 }
 
 func start(t testing.TB) *Peer {

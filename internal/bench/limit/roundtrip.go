@@ -223,11 +223,12 @@ func (c *child) roundTrip(shape bool, count uint64) (uint64, error) {
 		*in, *out = rtRings(c.mem, shape, 0), rtRings(c.mem, shape, 1)
 	}
 	for i := uint64(0); i < count; i++ {
-		n, err := in.take(c.buf, nil)
+		w := c.watch()
+		n, err := in.take(c.buf, &w)
 		if err != nil {
 			return i, err
 		}
-		if err := out.put(c.buf[:n], nil); err != nil {
+		if err := out.put(c.buf[:n], &w); err != nil {
 			return i, err
 		}
 	}

@@ -31,7 +31,9 @@ func startCVictim(t *testing.T, ready bool, mode string, args ...string) *testpr
 // clientDamage scenario, a line at a time: a line it must print next (its
 // "timeout" lines skipped, unless the step is "=timeout"), "go" to give
 // the attacker its go-ahead, "end" to let the attacker go (the victim then
-// reports it lost).
+// reports it lost), "attacked" to wait until the attacker has done its
+// damage, "quit" to let the attacker go and wait for it to exit, "send"
+// to tell a victim in send mode to send a message.
 var cVictimOfClient = map[string][]string{
 	"tail-beyond":         {"corrupt"},
 	"tail-unaligned":      {"corrupt"},
@@ -53,14 +55,17 @@ var cVictimOfClient = map[string][]string{
 	"header-rewrite":      {"msg 6 intact", "end"},
 	"resize":              {"msg 6 intact", "end"},
 	"unasked-taken":       {"handshake"},
+	// The victim sends when told: its publish rings the data doorbell
+	// the attacker made blocking, and the watchdog must free it.
+	"bell-blocked": {"attacked", "send", "ok", "corrupt"},
+	// The attacker goes first: the victim, noticing that as it waits,
+	// rings its own doorbell, which the attacker made blocking.
+	"own-bell-blocked": {"attacked", "quit", "send", "ok", "corrupt"},
 }
 
 // cUnguarded are the clientDamage scenarios the C library does not survive
 // yet, and why.
-var cUnguarded = map[string]string{
-	"bell-blocked":     "a ring the peer made blocking blocks the C side for good (PROTOCOL.md, 4.3)",
-	"own-bell-blocked": "as bell-blocked",
-}
+var cUnguarded = map[string]string{}
 
 // followSteps runs steps against the C victim v and the attacker a.
 func followSteps(t *testing.T, v, a *testproc.Proc, steps []string) {
@@ -69,6 +74,16 @@ func followSteps(t *testing.T, v, a *testproc.Proc, steps []string) {
 		switch step {
 		case "go":
 			fmt.Fprintln(a.Stdin, "go")
+			continue
+		case "attacked":
+			a.Stdout.Expect(t, "damaged")
+			continue
+		case "send":
+			fmt.Fprintln(v.Stdin, "send")
+			continue
+		case "quit":
+			a.Stdin.Close()
+			a.Wait(t)
 			continue
 		case "end":
 			a.Stdin.Close()
@@ -94,8 +109,11 @@ func TestHostileClientVsC(t *testing.T) {
 	for name, steps := range cVictimOfClient {
 		t.Run(name, func(t *testing.T) {
 			mode := "alloc"
-			if name == "split-into" {
+			switch name {
+			case "split-into":
 				mode = "into"
+			case "bell-blocked", "own-bell-blocked":
+				mode = "send"
 			}
 			link := "victim-" + strings.ReplaceAll(name, "^", "") // a valid link name
 			v := startCVictim(t, true, "victim-server", link, mode)

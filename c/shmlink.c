@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -477,13 +479,139 @@ static int peer_uid(int s, struct ucred *cr)
 
 /* ---- doorbells (4.2) ------------------------------------------------------ */
 
-static void ring_bell(int fd)
+/* The ring watchdog. A peer shares the open file description of every
+ * doorbell of a link: it can clear O_NONBLOCK on one and fill its counter,
+ * and the next ring of it then blocks the ringing thread. Nothing makes
+ * that one write non-blocking (pwritev2's RWF_NOWAIT is refused on an
+ * eventfd, and one cannot be reopened), so a thread of the library's, alive
+ * while any link is open, looks at the rings under way once a second. A
+ * ring found under way at two looks, on an eventfd that is not writable,
+ * is the peer's doing (an honest peer never fills a counter): the watchdog
+ * marks the link hostile, sets O_NONBLOCK again and empties the counter
+ * through a copy of the descriptor, which lets the write through (if the
+ * peer fills it again at once, a later look tries again). The ringer then
+ * fails the link, and drops every later ring of the peer's doorbells. */
+struct ringing {
+	int fd;
+	int done;     /* atomic: the write has returned */
+	int looked;   /* looks that found this ring under way; under watch_mu */
+	int *hostile; /* the link's flag, set by the watchdog under watch_mu */
+	struct ringing *next;
+};
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ringing *under_way; /* under watch_mu, as the two below */
+static int open_links, watchdog_up;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* A child of fork has no watchdog and none of the parent's rings, and
+ * watch_mu must not stay held by a thread the child does not have. */
+static void watch_prepare(void) { pthread_mutex_lock(&watch_mu); }
+static void watch_parent(void) { pthread_mutex_unlock(&watch_mu); }
+static void watch_child(void)
+{
+	under_way = NULL;
+	watchdog_up = 0;
+	pthread_mutex_unlock(&watch_mu);
+}
+static void watch_atfork(void) { pthread_atfork(watch_prepare, watch_parent, watch_child); }
+
+static int writable(int fd)
+{
+	struct pollfd p = {fd, POLLOUT, 0};
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLOUT);
+}
+
+/* Empty the counter behind a blocked ring, through dup, a copy of its
+ * descriptor that the watchdog owns: the blocked write then goes through.
+ * A peer that fills the counter again at once only makes a later look try
+ * again. Each read comes after O_NONBLOCK is set again, so only a peer that
+ * wins the race between the two calls can make the read wait (the watchdog
+ * thread then waits, not the program's). */
+static void drain_stuck(int dup)
+{
+	uint64_t v;
+	int i, fl;
+	for (i = 0; i < 4; i++) {
+		if ((fl = fcntl(dup, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
+			fcntl(dup, F_SETFL, fl | O_NONBLOCK);
+		if (read(dup, &v, sizeof v) < 0 && errno != EINTR)
+			break; /* EAGAIN: empty */
+		sched_yield(); /* let the ringer's write in */
+	}
+}
+
+static void *watchdog(void *arg)
+{
+	struct timespec second = {1, 0};
+	struct ringing *r;
+	int dup;
+	(void)arg;
+	pthread_mutex_lock(&watch_mu);
+	while (open_links > 0) {
+		pthread_mutex_unlock(&watch_mu);
+		nanosleep(&second, NULL);
+		pthread_mutex_lock(&watch_mu);
+		for (r = under_way; r; r = r->next) {
+			if (r->looked++ == 0 || __atomic_load_n(&r->done, __ATOMIC_SEQ_CST) || writable(r->fd))
+				continue;
+			/* r lives while watch_mu is held (its ringer takes it to
+			 * leave); the drain is done without it, through a copy of
+			 * the descriptor, so that no other ring waits for it. */
+			__atomic_store_n(r->hostile, 1, __ATOMIC_SEQ_CST);
+			if ((dup = fcntl(r->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+				continue;
+			pthread_mutex_unlock(&watch_mu);
+			drain_stuck(dup);
+			close(dup);
+			pthread_mutex_lock(&watch_mu);
+			break; /* the list may have changed: the next look goes on */
+		}
+	}
+	watchdog_up = 0;
+	pthread_mutex_unlock(&watch_mu);
+	return NULL;
+}
+
+/* A link opens (1) or closes (-1): the watchdog runs while any is open. */
+static void watch_links(int delta)
+{
+	pthread_t t;
+	pthread_attr_t a;
+	sigset_t all, old;
+	pthread_once(&atfork_once, watch_atfork);
+	pthread_mutex_lock(&watch_mu);
+	open_links += delta;
+	if (open_links > 0 && !watchdog_up && pthread_attr_init(&a) == 0) {
+		/* No signal of the program's lands on our thread. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		watchdog_up = pthread_create(&t, &a, watchdog, NULL) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&a);
+	}
+	pthread_mutex_unlock(&watch_mu);
+}
+
+/* Ring fd, with the watchdog looking on. */
+static void ring_fd(int fd, int *hostile)
 {
 	uint64_t one = 1;
-	if (fd >= 0) {
-		ssize_t r = write(fd, &one, sizeof one); /* EAGAIN: runnable anyway */
-		(void)r;
+	ssize_t n;
+	struct ringing r = {fd, 0, 0, hostile, NULL}, **p;
+	pthread_mutex_lock(&watch_mu);
+	r.next = under_way;
+	under_way = &r;
+	pthread_mutex_unlock(&watch_mu);
+	n = write(fd, &one, sizeof one); /* EAGAIN: runnable anyway */
+	(void)n;
+	__atomic_store_n(&r.done, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&watch_mu);
+	for (p = &under_way; *p != &r; p = &(*p)->next) {
 	}
+	*p = r.next;
+	pthread_mutex_unlock(&watch_mu);
 }
 
 static void drain_bell(int fd)
@@ -560,6 +688,7 @@ struct shmlink_conn {
 	int ctl, epfd;
 	int state; /* ST_*, atomic: the reader and the writer both update it */
 	int failing, fail_code;
+	int hostile; /* atomic: the peer made a ring of ours block (ring_bell) */
 	char fail_msg[160];
 	struct counter *count;
 
@@ -586,10 +715,23 @@ static void set_ring(struct ring *r, unsigned char *mem, uint64_t s0, uint64_t s
 	r->mask = r->size - 1;
 }
 
+static int fail_link(shmlink_conn *c, int code, const char *fmt, ...);
+
+/* Ring one of our doorbells (peers 0) or of the peer's (peers 1), which
+ * no longer get rung once the peer has made a ring block. */
+static void ring_bell(shmlink_conn *c, int fd, int peers)
+{
+	if (fd < 0 || (peers && __atomic_load_n(&c->hostile, __ATOMIC_SEQ_CST)))
+		return;
+	ring_fd(fd, &c->hostile);
+	if (__atomic_load_n(&c->hostile, __ATOMIC_SEQ_CST))
+		fail_link(c, SHMLINK_CORRUPT, "the peer made a doorbell block (cleared O_NONBLOCK and filled its counter)");
+}
+
 static void wake_self(shmlink_conn *c)
 {
-	ring_bell(c->data_fd);
-	ring_bell(c->space_fd);
+	ring_bell(c, c->data_fd, 0);
+	ring_bell(c, c->space_fd, 0);
 }
 
 /* The session leaves ST_OPEN, once, for s. */
@@ -674,7 +816,7 @@ static void publish(shmlink_conn *c)
 {
 	st64(TAILP(&c->tx), c->tail);
 	if (ld32(RSLEEP(&c->tx)) && __atomic_exchange_n(RSLEEP(&c->tx), 0, __ATOMIC_SEQ_CST)) {
-		ring_bell(c->peer_data);
+		ring_bell(c, c->peer_data, 1);
 		read_control(c); /* a system call anyway: see whether the peer is still there */
 	}
 }
@@ -945,7 +1087,7 @@ static void release(shmlink_conn *c, const struct chunk *h)
 	c->head += h->hlen + align8(h->len);
 	st64(HEADP(&c->rx), c->head);
 	if (ld32(WSLEEP(&c->rx)) && __atomic_exchange_n(WSLEEP(&c->rx), 0, __ATOMIC_SEQ_CST))
-		ring_bell(c->peer_space);
+		ring_bell(c, c->peer_space, 1);
 }
 
 static int grow_pend(shmlink_conn *c, uint64_t need)
@@ -1113,6 +1255,7 @@ static shmlink_conn *conn_new(const struct shmlink_config *cfg, int client)
 		sysfail("allocate link");
 		return NULL;
 	}
+	watch_links(1); /* shmlink_close undoes it */
 	c->client = client;
 	c->keep = client && cfg && cfg->keep;
 	c->max_recv = cfg && cfg->max_message ? cfg->max_message : DEF_MAX;
@@ -1151,9 +1294,10 @@ static void start_session(shmlink_conn *c, int s, int bell_data, int bell_space)
 	c->ctl = s;
 	c->peer_data = bell_data;
 	c->peer_space = bell_space;
+	__atomic_store_n(&c->hostile, 0, __ATOMIC_SEQ_CST); /* a new peer */
 	__atomic_store_n(&c->state, ST_OPEN, __ATOMIC_SEQ_CST);
-	ring_bell(c->peer_data);
-	ring_bell(c->peer_space);
+	ring_bell(c, c->peer_data, 1);
+	ring_bell(c, c->peer_space, 1);
 	watch(c, s, 1);
 }
 
@@ -1175,6 +1319,7 @@ void shmlink_close(shmlink_conn *c)
 	counter_drop(c->count, 1);
 	free(c->pend);
 	free(c);
+	watch_links(-1);
 }
 
 static int client_segment(shmlink_conn *c, uint64_t ring)

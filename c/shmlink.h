@@ -15,7 +15,10 @@
  *
  * Threads: one thread may send while another receives on the same link;
  * two senders, or two receivers, need a lock of the caller's. Close and
- * redial a link while no other call on it runs.
+ * redial a link while no other call on it runs. While any link is open the
+ * library runs one thread of its own (all signals blocked), which frees a
+ * doorbell ring that a hostile peer made block (PROTOCOL.md, 4.3); with a
+ * glibc older than 2.34, link with -pthread.
  */
 #ifndef SHMLINK_H
 #define SHMLINK_H

@@ -35,7 +35,7 @@ static void damage(shmlink_conn *c, const char *what)
 		fprintf(stderr, "unknown scenario %s\n", what);
 		exit(2);
 	}
-	ring_bell(c->peer_data);
+	ring_bell(c, c->peer_data, 1);
 }
 
 int main(int argc, char **argv)

@@ -517,6 +517,14 @@ static int victim_server(int argc, char **argv)
 	shmlink_conn *c = accept_one(argv[2], &l);
 	int into = argc > 3 && strcmp(argv[3], "into") == 0, r;
 	unsigned char buf[64];
+	if (argc > 3 && strcmp(argv[3], "send") == 0) {
+		/* Send one message when told, once the peer has done its damage:
+		 * a publish that may ring a doorbell the peer made blocking. */
+		char line[16];
+		if (!fgets(line, sizeof line, stdin))
+			die("no go-ahead to send", SHMLINK_INVALID);
+		say("%s", rname(shmlink_send(c, "rung", 4, 10000)));
+	}
 	for (;;) {
 		void *m = buf;
 		size_t n;

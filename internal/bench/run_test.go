@@ -112,6 +112,9 @@ func TestResultsLimits(t *testing.T) {
 		{
 			{w: rt, row: pp, rates: []float64{1}, batchRates: batches, lat: lat, msgs: 100, roundNs: []float64{10e3, 12e3}},
 			{w: rt, row: transportRow(workload.Plain), rates: []float64{1}, lat: []time.Duration{20 * time.Microsecond}, msgs: 1},
+			// The round trip's bare ring, faster here than the ping-pong
+			// (a contended one): still not the limit.
+			{w: rt, row: row{name: LimitRing, limit: true}, rates: []float64{1}, batchRates: batches, lat: []time.Duration{time.Microsecond}, msgs: 1},
 		},
 		{
 			{w: ow, row: row{name: LimitRing, limit: true}, rates: []float64{1}, batchRates: []float64{1e3, 2e3}, msgs: 1},
@@ -131,12 +134,15 @@ func TestResultsLimits(t *testing.T) {
 	if r := rs[1]; r.LimitRow != LimitPingPong || !near(r.LimitRatio, 0.5) {
 		t.Errorf("round trip against the ping-pong: %+v", r)
 	}
+	if r := rs[2]; r.LimitRow != "" || r.Baseline != RoundTripBaseline || r.MedianNs != 1e3 {
+		t.Errorf("the round trip's bare ring: %+v", r)
+	}
 	if p := PlacementOf(rs); p.PingPongNs != 10e3 || p.Where != "contended" {
 		t.Errorf("placement %+v", p)
 	}
 	// The chunked ring is the faster; memcpy is faster still but not the
 	// limit, and no limit is the baseline.
-	for _, r := range rs[2:7] {
+	for _, r := range rs[3:8] {
 		if r.Baseline != workload.Plain.Name {
 			t.Errorf("%s: baseline %q, want %q", r.Transport, r.Baseline, workload.Plain.Name)
 		}
@@ -144,7 +150,7 @@ func TestResultsLimits(t *testing.T) {
 			t.Errorf("%s: limit ratio %v against %q", r.Transport, r.LimitRatio, r.LimitRow)
 		}
 	}
-	if r := rs[7]; r.NotMeasured != "why" || r.MsgPerSec != 0 || r.Baseline != "" {
+	if r := rs[8]; r.NotMeasured != "why" || r.MsgPerSec != 0 || r.Baseline != "" {
 		t.Errorf("a limit not measured: %+v", r)
 	}
 }

@@ -340,12 +340,15 @@ func (ep *endpoint) writeMessage(ctx context.Context, b []byte, limit uint64) er
 	if uint64(len(b)) > limit {
 		return tooLarge(len(b), limit)
 	}
-	if err := ep.lockWrite(ctx); err != nil {
+	if ep.closed.Load() { // before the lock, which a reservation may hold
+		return net.ErrClosed
+	}
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock() // a deferred unlock survives a panic under the lock (a Logger's, say)
+	if err := ep.writable(ctx); err != nil {
 		return err
 	}
-	err := ep.check(ep.wr.WriteMessage(ctx, b))
-	ep.wmu.Unlock()
-	return err
+	return ep.check(ep.wr.WriteMessage(ctx, b))
 }
 
 // bufferMessage is BufferMessage.
@@ -353,10 +356,14 @@ func (ep *endpoint) bufferMessage(ctx context.Context, b []byte, limit uint64) e
 	if uint64(len(b)) > limit {
 		return tooLarge(len(b), limit)
 	}
-	if err := ep.lockWrite(ctx); err != nil {
+	if ep.closed.Load() {
+		return net.ErrClosed
+	}
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock()
+	if err := ep.writable(ctx); err != nil {
 		return err
 	}
-	defer ep.wmu.Unlock()
 	err := ep.wr.BufferMessage(ctx, b)
 	if ep.wr.Unpublished() && !ep.buffered.Load() { // a load is cheaper than a store
 		ep.buffered.Store(true)
@@ -368,25 +375,16 @@ func tooLarge(n int, limit uint64) error {
 	return fmt.Errorf("%w: %d bytes, peer accepts at most %d", ErrMessageTooLarge, n, limit)
 }
 
-// lockWrite takes the writer lock after the checks every write makes: the
-// endpoint open, the link's state, the deadline and ctx. It holds the lock
-// only if it returns nil.
-func (ep *endpoint) lockWrite(ctx context.Context) error {
-	if ep.closed.Load() { // before the lock, which a reservation may hold
-		return net.ErrClosed
+// writable makes the checks every write makes under the writer lock: the
+// link's state, the deadline and ctx.
+func (ep *endpoint) writable(ctx context.Context) error {
+	if err := ep.stateErr(false); err != nil {
+		return err
 	}
-	ep.wmu.Lock()
-	err := ep.stateErr(false)
-	if err == nil {
-		err = ep.expired(false)
+	if err := ep.expired(false); err != nil {
+		return err
 	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		ep.wmu.Unlock()
-	}
-	return err
+	return ctx.Err()
 }
 
 // flush is Flush: it publishes what bufferMessage left waiting.
@@ -425,10 +423,14 @@ func (ep *endpoint) writeMessages(ctx context.Context, msgs [][]byte, limit uint
 				ErrMessageTooLarge, i, len(b), limit)
 		}
 	}
-	if err := ep.lockWrite(ctx); err != nil {
+	if ep.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	ep.wmu.Lock()
+	defer ep.wmu.Unlock()
+	if err := ep.writable(ctx); err != nil {
 		return 0, err
 	}
-	defer ep.wmu.Unlock()
 	n, err := ep.wr.WriteMessages(ctx, msgs)
 	return n, ep.check(err)
 }

@@ -101,10 +101,11 @@ func FuzzReader(f *testing.F) {
 }
 
 // FuzzShortPath checks the short path of whole messages against the
-// general one: two readers of the same arbitrary ring contents, one with
-// the short path off, must return the same messages and the same kinds
-// of error, call by call, with ReadInto, ReadMessage and ReadBatch mixed
-// and buffers too short now and then.
+// general one: two readers of the same arbitrary ring contents and
+// indices (the readable bytes may wrap), one with the short path off, must
+// return the same messages, the same kinds of error and the same indices
+// and counters, call by call, with ReadInto, ReadMessage, ReadBatch, Read
+// and Borrow mixed and buffers too short now and then.
 func FuzzShortPath(f *testing.F) {
 	l, mem := newTestSegment(f, MinRingSize)
 	r := l.Ring(mem, ClientToServer)
@@ -112,32 +113,31 @@ func FuzzShortPath(f *testing.F) {
 	for _, n := range []int{0, 5, 100, 600, 3000, 64} {
 		p.WriteMessage(bg, make([]byte, n))
 	}
-	f.Add(append([]byte(nil), r.data...), p.tail, uint8(0))
-	f.Add(append([]byte(nil), r.data...), p.tail, uint8(0x55))
-	f.Add([]byte{8, 0, 0, 0, FlagBegin | FlagEnd | 0x30, 1, 2, 3, 1, 2, 3, 4, 5, 6, 7, 8}, uint64(16), uint8(1))
-	f.Add([]byte{9, 0, 0, 0, FlagBegin | FlagEnd, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, uint64(16), uint8(2))
-
-	f.Fuzz(func(t *testing.T, data []byte, tail uint64, pattern uint8) {
+	f.Add(append([]byte(nil), r.data...), uint64(0), p.tail, uint16(0), false)
+	f.Add(append([]byte(nil), r.data...), uint64(0), p.tail, uint16(0x5555), true)
+	f.Add(append([]byte(nil), r.data...), uint64(MinRingSize-64), uint64(MinRingSize+1024), uint16(0x1234), false)
+	f.Fuzz(func(t *testing.T, data []byte, head, tail uint64, pattern uint16, resumed bool) {
 		var readers [2]*Reader
 		for i := range readers {
 			l, mem := newTestSegment(t, MinRingSize)
 			r := l.Ring(mem, ClientToServer)
 			copy(r.data, data)
+			r.ctl.head.Store(head)
 			r.ctl.tail.Store(tail)
 			c, err := NewConsumer(r, eofWaiter)
 			if err != nil {
 				return
 			}
-			readers[i] = NewReader(c, false)
+			readers[i] = NewReader(c, resumed)
 			readers[i].MaxMessage = 1000
 		}
 		readers[1].general = true
-		for i := 0; i < 200; i++ {
+		for i := 0; i < 100; i++ {
 			var got [2][]byte
 			var errs [2]error
-			mode := (int(pattern>>(i%8)&1) + i) % 3
+			mode := (int(pattern>>(i%16)&1)*3 + i) % 5
 			for k, rd := range readers {
-				buf := make([]byte, 50+i*13%700)
+				buf := make([]byte, 7+i*13%700)
 				var n int
 				switch mode {
 				case 0:
@@ -153,10 +153,23 @@ func FuzzShortPath(f *testing.F) {
 						got[k] = append(got[k], buf[:size]...)
 						buf = buf[size:]
 					}
+				case 3:
+					n, errs[k] = rd.Read(bg, buf[:1+i%40])
+					got[k] = buf[:n]
+				case 4:
+					var m []byte
+					m, _, errs[k] = rd.Borrow(bg)
+					got[k] = append([]byte(nil), m...)
+					if errs[k] == nil {
+						if err := rd.Release(); err != nil {
+							t.Fatal(err)
+						}
+					}
 				}
+				got[k] = fmt.Appendf(got[k], "|%d %d %d", rd.c.head, rd.c.Messages, rd.c.Bytes)
 			}
 			if string(got[0]) != string(got[1]) || errClass(errs[0]) != errClass(errs[1]) {
-				t.Fatalf("call %d: short path %q, %v; general path %q, %v", i, got[0], errs[0], got[1], errs[1])
+				t.Fatalf("call %d mode %d: short path %q, %v; general path %q, %v", i, mode, got[0], errs[0], got[1], errs[1])
 			}
 			if errs[0] != nil && errClass(errs[0]) != "short buffer" && errClass(errs[0]) != "too large" {
 				return

@@ -280,7 +280,7 @@ func (r *Reader) ReadInto(ctx context.Context, b []byte) (int, error) {
 
 // between reports whether the reader is between messages with nothing
 // held back: the state in which a whole-message chunk can be taken on
-// the short path (Consumer.takeWhole).
+// the short path (Consumer.whole).
 func (r *Reader) between() bool {
 	return !r.hasCur && !r.inMsg && r.pend == nil && !r.syncing && !r.skipping && !r.lent && !r.general
 }

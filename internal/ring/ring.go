@@ -83,6 +83,10 @@ type Producer struct {
 	reserved    bool
 	reservedLen uint64
 	cp          copyPolicy // the store kind for large chunks (copy.go)
+	// general, set by tests, turns the short path of small messages off
+	// (appendWhole), so that its layout can be checked against the
+	// general path's.
+	general bool
 	Counters
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math/rand/v2"
@@ -317,15 +318,22 @@ func TestWriteMessagesBatch(t *testing.T) {
 	}
 }
 
-// TestWriteMessagesLayout: a batch lays its messages out in the ring
-// exactly as WriteMessage does one by one (the short path of small
-// messages included), pads among them, at every offset of a ring that
-// wraps many times. Messages go in one chunk each: how a streamed one is
-// cut depends on the room the reader has made at that moment.
+// TestWriteMessagesLayout: a batch, with the short path of small messages,
+// lays its messages out in the ring exactly as the general path of
+// WriteMessage does one by one (writeSmall), pads among them, at every
+// offset of a ring that wraps many times. Messages go in one chunk each:
+// how a streamed one is cut depends on the room the reader has made at
+// that moment (TestHalfRingStreams checks that those do stream).
 func TestWriteMessagesLayout(t *testing.T) {
-	const ring = 8192
-	batched, rb := pair(t, ring)
-	single, rs := pair(t, ring)
+	for _, ring := range []int{MinRingSize, 8192} {
+		t.Run(fmt.Sprint(ring), func(t *testing.T) { testWriteMessagesLayout(t, ring) })
+	}
+}
+
+func testWriteMessagesLayout(t *testing.T, ring int) {
+	batched, rb := pair(t, uint64(ring))
+	single, rs := pair(t, uint64(ring))
+	single.general = true
 	rng := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 4*ring)
 	for round := 0; round < 2000; round++ {
@@ -580,5 +588,116 @@ func TestBufferMessage(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHalfRingStreams: a message whose chunk is over half the ring streams
+// in chunks of at most a quarter of it (WriteMessage; PROTOCOL.md 4.1: both
+// implementations split alike), even when the room is free: the short path
+// of small messages must not take it whole on a small ring.
+func TestHalfRingStreams(t *testing.T) {
+	p, _ := pair(t, MinRingSize)
+	msg := make([]byte, 3000) // chunk 3008 > 2048, half of the ring
+	if err := p.WriteMessage(bg, msg); err != nil {
+		t.Fatal(err)
+	}
+	raw := binary.LittleEndian.Uint64(p.r.data)
+	length, flags := uint32(raw), uint8(raw>>32)
+	if flags != FlagBegin || uint64(length)+hdrLenLong > p.r.size/4 {
+		t.Fatalf("first chunk: %d bytes, flags %#x; want a streamed Begin chunk of at most a quarter of the ring (%d)", length, flags, p.r.size/4)
+	}
+}
+
+// TestWholeAtEnd: a Begin|End chunk at the end of the data area whose
+// frame fits the published bytes (which wrap) but not the bytes before the
+// end of the data area is corrupt, on the short path as on the general one.
+func TestWholeAtEnd(t *testing.T) {
+	for _, general := range []bool{false, true} {
+		l, mem := newTestSegment(t, MinRingSize)
+		r := l.Ring(mem, ClientToServer)
+		off := uint64(MinRingSize - 16)
+		binary.LittleEndian.PutUint64(r.data[off:], 12|uint64(FlagBegin|FlagEnd)<<32)
+		r.ctl.head.Store(off)
+		r.ctl.tail.Store(off + 24) // 16 bytes to the end, 8 after the wrap
+		c, err := NewConsumer(r, eofWaiter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := NewReader(c, false)
+		rd.general = general
+		buf := make([]byte, 64)
+		if _, err := rd.ReadInto(bg, buf); errClass(err) != "corrupt" {
+			t.Fatalf("general=%v: ReadInto: %v, want corrupt", general, err)
+		}
+	}
+}
+
+// TestAbortOwedWithRoom: a streamed message cut off part-way, then
+// room made by the reader, then a small message: the ABORT owed must come
+// before it, on the short path too (appendWhole's pendingAbort check),
+// which TestAbortedMessageDropped, with its ring still full, never takes.
+func TestAbortOwedWithRoom(t *testing.T) {
+	p, rd := pair(t, 4096)
+	stop := errors.New("stop")
+	p.w.(*testWaiter).space = func(uint64) error { return stop }
+	if err := p.WriteMessage(bg, make([]byte, 10000)); err != stop {
+		t.Fatalf("WriteMessage = %v", err)
+	}
+	p.w.(*testWaiter).space = nil
+	// The reader takes what was published of the cut-off message.
+	buf := make([]byte, 10000)
+	for p.head != p.tail {
+		if n, err := rd.Read(bg, buf); err != nil || n == 0 {
+			t.Fatal(n, err)
+		}
+		if _, err := p.Free(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.WriteMessage(bg, message(9, 50)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rd.ReadMessage(bg)
+	if err != nil || !bytes.Equal(got, message(9, 50)) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	if rd.Aborted != 1 {
+		t.Errorf("Aborted = %d", rd.Aborted)
+	}
+}
+
+// TestWholeInsideMessage: a stream read that ends exactly at the end
+// of a message's first chunk leaves the reader inside the message with no
+// chunk current and nothing pending; a Begin|End chunk next is corrupt on
+// the short path too (between's !inMsg), for each read that has one.
+func TestWholeInsideMessage(t *testing.T) {
+	for _, call := range []string{"ReadInto", "ReadMessage", "ReadBatch"} {
+		l, mem := newTestSegment(t, MinRingSize)
+		r := l.Ring(mem, ClientToServer)
+		d := r.data
+		binary.LittleEndian.PutUint64(d[0:], 8|uint64(FlagBegin)<<32) // first chunk: 8 of 16 bytes
+		binary.LittleEndian.PutUint64(d[8:], 16)
+		binary.LittleEndian.PutUint64(d[24:], 8|uint64(FlagBegin|FlagEnd)<<32) // a whole message inside it
+		r.ctl.tail.Store(40)
+		c, err := NewConsumer(r, eofWaiter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := NewReader(c, false)
+		buf := make([]byte, 64)
+		if n, err := rd.Read(bg, buf[:8]); n != 8 || err != nil {
+			t.Fatal(n, err)
+		}
+		switch call {
+		case "ReadInto":
+			_, err = rd.ReadInto(bg, buf)
+		case "ReadMessage":
+			_, err = rd.ReadMessage(bg)
+		case "ReadBatch":
+			_, err = rd.ReadBatch(bg, buf, make([]int, 4))
+		}
+		if errClass(err) != "corrupt" {
+			t.Errorf("%s: %v, want corrupt", call, err)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 func (p *Producer) appendWhole(m []byte) bool {
 	full := hdrLen + align8(uint64(len(m)))
 	off := p.tail & p.r.mask
-	if p.pendingAbort || len(m) >= ntMin || full > p.free() || full > p.r.size-off {
+	if p.pendingAbort || len(m) >= ntMin || full > p.r.size/2 || full > p.free() || full > p.r.size-off || p.general {
 		return false
 	}
 	binary.LittleEndian.PutUint64(p.r.data[off:], uint64(len(m))|(FlagBegin|FlagEnd)<<32)

@@ -2,11 +2,7 @@
 
 package shmlink
 
-import (
-	"context"
-	"testing"
-	"time"
-)
+import "testing"
 
 // BenchmarkSoftwareCost writes 64-byte messages on one end of a link and
 // reads them on the other, in one goroutine, one by one and in batches:
@@ -16,27 +12,7 @@ import (
 // `shmlink bench`).
 func BenchmarkSoftwareCost(b *testing.B) {
 	linkDir(b)
-	l, err := Listen("cost", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	dialed := make(chan *Conn, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := Dial(ctx, "cost", nil)
-		if err != nil {
-			b.Error(err)
-		}
-		dialed <- c
-	}()
-	srv := acceptTest(b, l)
-	cl := <-dialed
-	if cl == nil {
-		b.FailNow()
-	}
-	defer cl.Close()
+	cl, srv := localPair(b, "cost")
 	msg := make([]byte, 64)
 	buf := make([]byte, 64<<10)
 	b.Run("message", func(b *testing.B) {

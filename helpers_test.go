@@ -56,6 +56,34 @@ func acceptTest(t testing.TB, l *Listener) *Conn {
 	return c
 }
 
+// localPair links a client and a server in this process over the link
+// name, for tests of what happens inside one endpoint (locks, costs), not
+// between processes; the test closes both.
+func localPair(t testing.TB, name string) (client, server *Conn) {
+	t.Helper()
+	l, err := Listen(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dialed := make(chan *Conn, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := Dial(ctx, name, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- c
+	}()
+	server = acceptTest(t, l)
+	if client = <-dialed; client == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { client.Close() })
+	return client, server
+}
+
 // noneQueued fails the test if a link is waiting for Accept on l, or
 // reaches it within a few milliseconds: every client so far was to be
 // refused.

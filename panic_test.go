@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// panicCtx panics in Err once armed: a stand-in for any panic under the
+// panicCtx panics in Err: a stand-in for any panic under the
 // writers' lock (a user's context, a Logger's handler run by fail).
 type panicCtx struct{ context.Context }
 
@@ -19,26 +19,7 @@ func (panicCtx) Err() error { panic("boom") }
 // would hang. (It did, from ff464d7 until a review found it.)
 func TestWriteLockAfterPanic(t *testing.T) {
 	linkDir(t)
-	l, err := Listen("lockpanic", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dialed := make(chan *Conn, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := Dial(ctx, "lockpanic", nil)
-		if err != nil {
-			t.Error(err)
-		}
-		dialed <- c
-	}()
-	_ = acceptTest(t, l)
-	cl := <-dialed
-	if cl == nil {
-		t.FailNow()
-	}
+	cl, _ := localPair(t, "lockpanic")
 	func() {
 		defer func() { recover() }()
 		cl.WriteMessageContext(panicCtx{context.Background()}, []byte("x"))
@@ -53,5 +34,4 @@ func TestWriteLockAfterPanic(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("WriteMessage hangs: the writers' lock was left held by the panic")
 	}
-	cl.Close()
 }

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -487,10 +488,12 @@ static int peer_uid(int s, struct ucred *cr)
  * while any link is open, looks at the rings under way once a second. A
  * ring found under way at two looks, on an eventfd that is not writable,
  * is the peer's doing (an honest peer never fills a counter): the watchdog
- * marks the link hostile, sets O_NONBLOCK again and empties the counter
- * through a copy of the descriptor, which lets the write through (if the
- * peer fills it again at once, a later look tries again). The ringer then
- * fails the link, and drops every later ring of the peer's doorbells. */
+ * marks the link hostile and empties the counter through a copy of the
+ * descriptor, which lets the write through (if the peer fills it again at
+ * once, a later look tries again). The ringer then fails the link, and so
+ * does any later ring of the peer's doorbells, which is dropped. The
+ * watchdog starts with the first link, and again at the next ring if it
+ * could not (a child of fork, a failed pthread_create). */
 struct ringing {
 	int fd;
 	int done;     /* atomic: the write has returned */
@@ -516,91 +519,123 @@ static void watch_child(void)
 }
 static void watch_atfork(void) { pthread_atfork(watch_prepare, watch_parent, watch_child); }
 
+/* Whether a ring of fd would not block now; an error says nothing, so
+ * counts as writable. */
 static int writable(int fd)
 {
 	struct pollfd p = {fd, POLLOUT, 0};
-	return poll(&p, 1, 0) > 0 && (p.revents & POLLOUT);
+	if (poll(&p, 1, 0) < 0)
+		return 1;
+	return (p.revents & POLLOUT) != 0;
 }
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
 
 /* Empty the counter behind a blocked ring, through dup, a copy of its
  * descriptor that the watchdog owns: the blocked write then goes through.
- * A peer that fills the counter again at once only makes a later look try
- * again. Each read comes after O_NONBLOCK is set again, so only a peer that
- * wins the race between the two calls can make the read wait (the watchdog
- * thread then waits, not the program's). */
+ * The reads never wait, whatever the peer does to O_NONBLOCK (RWF_NOWAIT,
+ * which eventfd honours for reads since Linux 5.12; before that the flag
+ * is set again before each read, and a peer that wins the race between the
+ * two calls can make the watchdog wait). A peer that fills the counter
+ * again at once only makes a later look try again. */
 static void drain_stuck(int dup)
 {
 	uint64_t v;
+	struct iovec io = {&v, sizeof v};
+	ssize_t n;
 	int i, fl;
-	for (i = 0; i < 4; i++) {
-		if ((fl = fcntl(dup, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
-			fcntl(dup, F_SETFL, fl | O_NONBLOCK);
-		if (read(dup, &v, sizeof v) < 0 && errno != EINTR)
-			break; /* EAGAIN: empty */
-		sched_yield(); /* let the ringer's write in */
+	for (i = 0; i < 64; i++) {
+		n = preadv2(dup, &io, 1, -1, RWF_NOWAIT);
+		if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+			if ((fl = fcntl(dup, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
+				fcntl(dup, F_SETFL, fl | O_NONBLOCK);
+			n = read(dup, &v, sizeof v);
+		}
+		if (n < 0 && errno != EINTR)
+			break; /* EAGAIN: empty, the write can go through */
+		sched_yield(); /* let the ringer's write in before the next read */
 	}
 }
+
+/* At most this many blocked rings are freed per look; more wait a second. */
+#define DRAIN_MAX 32
 
 static void *watchdog(void *arg)
 {
 	struct timespec second = {1, 0};
 	struct ringing *r;
-	int dup;
+	int dups[DRAIN_MAX], n, i;
 	(void)arg;
 	pthread_mutex_lock(&watch_mu);
 	while (open_links > 0) {
 		pthread_mutex_unlock(&watch_mu);
 		nanosleep(&second, NULL);
 		pthread_mutex_lock(&watch_mu);
-		for (r = under_way; r; r = r->next) {
+		/* r lives while watch_mu is held (its ringer takes it to leave);
+		 * the drains are done without it, through copies of the
+		 * descriptors, so that no other ring waits for them. */
+		for (n = 0, r = under_way; r && n < DRAIN_MAX; r = r->next) {
 			if (r->looked++ == 0 || __atomic_load_n(&r->done, __ATOMIC_SEQ_CST) || writable(r->fd))
 				continue;
-			/* r lives while watch_mu is held (its ringer takes it to
-			 * leave); the drain is done without it, through a copy of
-			 * the descriptor, so that no other ring waits for it. */
 			__atomic_store_n(r->hostile, 1, __ATOMIC_SEQ_CST);
-			if ((dup = fcntl(r->fd, F_DUPFD_CLOEXEC, 0)) < 0)
-				continue;
-			pthread_mutex_unlock(&watch_mu);
-			drain_stuck(dup);
-			close(dup);
-			pthread_mutex_lock(&watch_mu);
-			break; /* the list may have changed: the next look goes on */
+			if ((dups[n] = fcntl(r->fd, F_DUPFD_CLOEXEC, 3)) >= 0)
+				n++;
 		}
+		if (n == 0)
+			continue;
+		pthread_mutex_unlock(&watch_mu);
+		for (i = 0; i < n; i++) {
+			drain_stuck(dups[i]);
+			close(dups[i]);
+		}
+		pthread_mutex_lock(&watch_mu);
 	}
 	watchdog_up = 0;
 	pthread_mutex_unlock(&watch_mu);
 	return NULL;
 }
 
-/* A link opens (1) or closes (-1): the watchdog runs while any is open. */
-static void watch_links(int delta)
+/* Start the watchdog if a link is open and it is not running; with
+ * watch_mu held. */
+static void start_watchdog(void)
 {
 	pthread_t t;
 	pthread_attr_t a;
 	sigset_t all, old;
+	if (open_links <= 0 || watchdog_up || pthread_attr_init(&a) != 0)
+		return;
+	/* No signal of the program's lands on our thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	watchdog_up = pthread_create(&t, &a, watchdog, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+}
+
+/* A link opens (1) or closes (-1): the watchdog runs while any is open. */
+static void watch_links(int delta)
+{
 	pthread_once(&atfork_once, watch_atfork);
 	pthread_mutex_lock(&watch_mu);
 	open_links += delta;
-	if (open_links > 0 && !watchdog_up && pthread_attr_init(&a) == 0) {
-		/* No signal of the program's lands on our thread. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		watchdog_up = pthread_create(&t, &a, watchdog, NULL) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&a);
-	}
+	start_watchdog();
 	pthread_mutex_unlock(&watch_mu);
 }
 
-/* Ring fd, with the watchdog looking on. */
+/* Ring fd, with the watchdog looking on. The write is a cancellation
+ * point: a thread cancelled in it would leave r, on its stack, listed. */
 static void ring_fd(int fd, int *hostile)
 {
 	uint64_t one = 1;
 	ssize_t n;
+	int cancel;
 	struct ringing r = {fd, 0, 0, hostile, NULL}, **p;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	pthread_mutex_lock(&watch_mu);
+	start_watchdog();
 	r.next = under_way;
 	under_way = &r;
 	pthread_mutex_unlock(&watch_mu);
@@ -612,6 +647,7 @@ static void ring_fd(int fd, int *hostile)
 	}
 	*p = r.next;
 	pthread_mutex_unlock(&watch_mu);
+	pthread_setcancelstate(cancel, NULL);
 }
 
 static void drain_bell(int fd)
@@ -619,6 +655,24 @@ static void drain_bell(int fd)
 	uint64_t v;
 	ssize_t r = read(fd, &v, sizeof v);
 	(void)r;
+}
+
+static int is_eventfd(int fd);
+
+/* What is wrong with a doorbell the peer handed over, or NULL. It must be
+ * an eventfd (4.3), not full (an honest peer never fills one: the ring at
+ * the session's start would block), and non-blocking, which is set here as
+ * Go sets it (the watchdog frees a ring if the peer clears it later). */
+static const char *bell_problem(int fd)
+{
+	int fl;
+	if (!is_eventfd(fd))
+		return "not an eventfd";
+	if ((fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	if (!writable(fd))
+		return "its counter is full";
+	return NULL;
 }
 
 static int is_eventfd(int fd)
@@ -721,9 +775,10 @@ static int fail_link(shmlink_conn *c, int code, const char *fmt, ...);
  * no longer get rung once the peer has made a ring block. */
 static void ring_bell(shmlink_conn *c, int fd, int peers)
 {
-	if (fd < 0 || (peers && __atomic_load_n(&c->hostile, __ATOMIC_SEQ_CST)))
+	if (fd < 0)
 		return;
-	ring_fd(fd, &c->hostile);
+	if (!peers || !__atomic_load_n(&c->hostile, __ATOMIC_SEQ_CST))
+		ring_fd(fd, &c->hostile);
 	if (__atomic_load_n(&c->hostile, __ATOMIC_SEQ_CST))
 		fail_link(c, SHMLINK_CORRUPT, "the peer made a doorbell block (cleared O_NONBLOCK and filled its counter)");
 }
@@ -753,7 +808,7 @@ static int fail_link(shmlink_conn *c, int code, const char *fmt, ...)
 		c->fail_code = code;
 		__atomic_store_n(&c->state, ST_FAILED, __ATOMIC_SEQ_CST);
 		if (c->ctl >= 0)
-			shutdown(c->ctl, SHUT_WR);
+			shutdown(c->ctl, SHUT_RDWR); /* also wakes our pollers of it: a peer can steal a doorbell's ring, not this */
 		wake_self(c);
 	}
 	while (ldint(&c->state) != ST_FAILED) /* the other thread is failing it */
@@ -1417,6 +1472,7 @@ static int handshake_client(shmlink_conn *c)
 {
 	unsigned char b[24];
 	int fds[3], s, r, type, version;
+	const char *why = NULL;
 	struct pkt p;
 	if ((s = connect_server(c->path)) < 0)
 		return s;
@@ -1439,8 +1495,8 @@ static int handshake_client(shmlink_conn *c)
 		r = rejected(&p);
 	else if (type != T_WELCOME || !pkt_valid(&p, T_WELCOME))
 		r = fail(SHMLINK_HANDSHAKE, "malformed welcome (type %d, %zu bytes, %d descriptors)", type, p.n, p.nfds);
-	else if (!is_eventfd(p.fds[0]) || !is_eventfd(p.fds[1]))
-		r = fail(SHMLINK_HANDSHAKE, "server's doorbells are not eventfds");
+	else if ((why = bell_problem(p.fds[0])) || (why = bell_problem(p.fds[1])))
+		r = fail(SHMLINK_HANDSHAKE, "a doorbell of the server's: %s", why);
 	if (r != SHMLINK_OK) {
 		pkt_close_fds(&p);
 		close(s);
@@ -1749,8 +1805,8 @@ static int serve(shmlink_listener *l, int s, shmlink_conn **out)
 	if (!(c = conn_new(&l->cfg, 0)))
 		return reject(s, &p, R_BAD, "server out of resources");
 	why = attach(c, p.fds[0]);
-	if (!why && (!is_eventfd(p.fds[1]) || !is_eventfd(p.fds[2])))
-		why = "doorbells are not eventfds";
+	if (!why && (bell_problem(p.fds[1]) || bell_problem(p.fds[2])))
+		why = "doorbells are not eventfds, or full";
 	if (why) {
 		shmlink_close(c);
 		return reject(s, &p, R_BAD, "%s", why);

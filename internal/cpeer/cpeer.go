@@ -69,6 +69,10 @@ func Peer(t testing.TB) string { return Build(t, Sanitized, "peer", "shmlink.c",
 // internals, sanitized.
 func Attacker(t testing.TB) string { return Build(t, Sanitized, "attack", "test/attack.c") }
 
+// Watchdog returns c/test/watchdog.c, the ring watchdog's scenarios, built
+// on the library's internals.
+func Watchdog(t testing.TB) string { return Build(t, Sanitized, "watchdog", "test/watchdog.c") }
+
 // Library returns the library as a shared object.
 func Library(t testing.TB) string { return Build(t, Shared, "libshmlink.so", "shmlink.c") }
 

@@ -1,6 +1,6 @@
 """A Python client of a shmlink server, through the C library and ctypes.
 
-    cc -std=c99 -O2 -fPIC -shared -o libshmlink.so c/shmlink.c
+    cc -std=c99 -O2 -fPIC -shared -pthread -o libshmlink.so c/shmlink.c
     SHMLINK_LIB=./libshmlink.so python3 client.py NAME MESSAGE...
 
 sends each MESSAGE as one message and prints the server's answer to it.

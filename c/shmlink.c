@@ -535,10 +535,10 @@ static int writable(int fd)
 
 /* Empty the counter behind a blocked ring, through dup, a copy of its
  * descriptor that the watchdog owns: the blocked write then goes through.
- * The reads never wait, whatever the peer does to O_NONBLOCK (RWF_NOWAIT,
- * which eventfd honours for reads since Linux 5.12; before that the flag
- * is set again before each read, and a peer that wins the race between the
- * two calls can make the watchdog wait). A peer that fills the counter
+ * O_NONBLOCK is set again before each read, and the reads never wait
+ * whatever the peer does to it (RWF_NOWAIT, which eventfd honours for
+ * reads since Linux 5.12; before that, a peer that wins the race between
+ * the two calls can make the watchdog wait). A peer that fills the counter
  * again at once only makes a later look try again. */
 static void drain_stuck(int dup)
 {
@@ -547,12 +547,13 @@ static void drain_stuck(int dup)
 	ssize_t n;
 	int i, fl;
 	for (i = 0; i < 64; i++) {
+		/* The flag set again serves our own waits; the read never
+		 * waits, whatever the peer does to it. */
+		if ((fl = fcntl(dup, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
+			fcntl(dup, F_SETFL, fl | O_NONBLOCK);
 		n = preadv2(dup, &io, 1, -1, RWF_NOWAIT);
-		if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
-			if ((fl = fcntl(dup, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
-				fcntl(dup, F_SETFL, fl | O_NONBLOCK);
+		if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS))
 			n = read(dup, &v, sizeof v);
-		}
 		if (n < 0 && errno != EINTR)
 			break; /* EAGAIN: empty, the write can go through */
 		sched_yield(); /* let the ringer's write in before the next read */

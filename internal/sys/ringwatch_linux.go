@@ -158,11 +158,13 @@ const drainTries = 1000
 // failing endpoint wakes its waiters), and that ring must find the
 // watchdog free to help it. Every read is preceded by setting O_NONBLOCK
 // again, on the peer's eventfd as on ours (harmless: OpenBell sets it
-// too), so that a peer emptying the counter first cannot make the read
-// block; only a peer clearing the flag between the two calls can, and
-// that costs this goroutine and a thread, never the ringer. A doorbell of
-// ours is rung once at the end: a read may have taken the wake-up that
-// the freed ring brought.
+// too), and never waits (RWF_NOWAIT), so a peer that empties the counter
+// first and clears the flag cannot make it block; on a kernel without
+// RWF_NOWAIT for eventfd (before 5.12) only a peer clearing the flag
+// between the two calls can, which costs this goroutine and a thread,
+// never the ringer. A
+// doorbell of ours is rung once at the end: a read may have taken the
+// wake-up that the freed ring brought.
 func drain(r *ringer, fd int, ended uint64) {
 	defer unix.Close(fd)
 	var kind [32]byte
@@ -172,12 +174,19 @@ func drain(r *ringer, fd int, ended uint64) {
 		return
 	}
 	var buf [8]byte
+	iov := [][]byte{buf[:]}
 	for i := 0; i < drainTries && r.ended.Load() == ended; i++ {
+		// The flag set again serves our waits on our own doorbell; the
+		// read never waits, whatever the peer does to the flag (eventfd
+		// honours RWF_NOWAIT for reads since Linux 5.12).
 		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && flags&unix.O_NONBLOCK == 0 {
 			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_NONBLOCK)
 		}
-		_, _ = unix.Read(fd, buf[:]) // EAGAIN once empty
-		runtime.Gosched()            // for the freed ring to count itself ended
+		_, err := unix.Preadv2(fd, iov, -1, unix.RWF_NOWAIT)
+		if err == unix.EOPNOTSUPP || err == unix.EINVAL || err == unix.ENOSYS {
+			_, _ = unix.Read(fd, buf[:]) // EAGAIN once empty
+		}
+		runtime.Gosched() // for the freed ring to count itself ended
 	}
 	if r.own {
 		_, _ = unix.Write(fd, one[:]) // non-blocking: EAGAIN if full, and then awake anyway

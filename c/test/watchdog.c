@@ -4,7 +4,7 @@
  * for c/interop's TestCWatchdog. Each scenario prints "ok", or what went
  * wrong and exits 1.
  *
- *   watchdog race|many|fork|handshake
+ *   watchdog race|many|fork|handshake|drop|cancel
  *
  * A blocked ring is a write to an eventfd whose counter is full and whose
  * O_NONBLOCK the peer cleared; the watchdog must free it within a few of
@@ -231,11 +231,53 @@ static void handshake(void)
 	shmlink_listener_close(l);
 }
 
+/* Once the peer has made a ring block, a later ring of its doorbells is
+ * dropped, and fails the link, whichever thread makes it. */
+static void drop(void)
+{
+	shmlink_conn *c = conn_new(NULL, 1);
+	uint64_t v;
+	if (!c)
+		bad("conn_new: %s", shmlink_last_error());
+	c->peer_data = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	__atomic_store_n(&c->state, ST_OPEN, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&c->hostile, 1, __ATOMIC_SEQ_CST);
+	ring_bell(c, c->peer_data, 1);
+	if (read(c->peer_data, &v, sizeof v) >= 0)
+		bad("a ring of a hostile peer's doorbell went through");
+	if (shmlink_status(c) != SHMLINK_CORRUPT)
+		bad("status %d after a dropped ring, want SHMLINK_CORRUPT", shmlink_status(c));
+	shmlink_close(c);
+}
+
+/* A thread cancelled while its ring is blocked leaves nothing of its stack
+ * listed: the cancellation waits for the ring to end. */
+static void cancelled(void)
+{
+	struct ringer r;
+	int64_t end = now_ns() + 8000000000LL;
+	struct pollfd none = {-1, 0, 0};
+	struct ringing *left;
+	start_ring(&r, blocked_bell());
+	while (!watchdog_sleeping() || !under_way) { /* the ring is under way */
+		if (now_ns() > end)
+			bad("the ring did not start");
+		poll(&none, 1, 5);
+	}
+	pthread_cancel(r.t);
+	pthread_join(r.t, NULL);
+	pthread_mutex_lock(&watch_mu);
+	left = under_way;
+	pthread_mutex_unlock(&watch_mu);
+	if (left)
+		bad("a cancelled ringer left its ring listed");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2)
-		bad("usage: watchdog race|many|fork|handshake");
-	if (strcmp(argv[1], "handshake") != 0)
+		bad("usage: watchdog race|many|fork|handshake|drop|cancel");
+	if (strcmp(argv[1], "handshake") != 0 && strcmp(argv[1], "drop") != 0)
 		watch_links(1); /* a link is open, as far as the watchdog knows */
 	if (strcmp(argv[1], "race") == 0)
 		race();
@@ -245,6 +287,10 @@ int main(int argc, char **argv)
 		forked();
 	else if (strcmp(argv[1], "handshake") == 0)
 		handshake();
+	else if (strcmp(argv[1], "drop") == 0)
+		drop();
+	else if (strcmp(argv[1], "cancel") == 0)
+		cancelled();
 	else
 		bad("unknown scenario %s", argv[1]);
 	printf("ok\n");

@@ -16,6 +16,17 @@ func within(b, area []byte) bool {
 	return p >= lo && p+uintptr(len(b)) <= hi
 }
 
+// fuzzRing is a ring of MinRingSize holding data and the indices head and
+// tail, as a peer may have left them.
+func fuzzRing(t *testing.T, data []byte, head, tail uint64) *Ring {
+	l, mem := newTestSegment(t, MinRingSize)
+	r := l.Ring(mem, ClientToServer)
+	copy(r.data, data)
+	r.ctl.head.Store(head)
+	r.ctl.tail.Store(tail)
+	return r
+}
+
 // FuzzReader feeds arbitrary ring contents and indices to the chunk decoder.
 // Whatever a peer writes, the reader must return messages or an error, and
 // never panic, loop forever or allocate beyond its limit; a message lent
@@ -39,11 +50,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte{8, 0, 0, 0, FlagPad, 0, 0, 0}, uint64(MinRingSize-8), uint64(MinRingSize+8), false)
 
 	f.Fuzz(func(t *testing.T, data []byte, head, tail uint64, resumed bool) {
-		l, mem := newTestSegment(t, MinRingSize)
-		r := l.Ring(mem, ClientToServer)
-		copy(r.data, data)
-		r.ctl.head.Store(head)
-		r.ctl.tail.Store(tail)
+		r := fuzzRing(t, data, head, tail)
 		c, err := NewConsumer(r, eofWaiter)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
@@ -119,12 +126,7 @@ func FuzzShortPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, head, tail uint64, pattern uint16, resumed bool) {
 		var readers [2]*Reader
 		for i := range readers {
-			l, mem := newTestSegment(t, MinRingSize)
-			r := l.Ring(mem, ClientToServer)
-			copy(r.data, data)
-			r.ctl.head.Store(head)
-			r.ctl.tail.Store(tail)
-			c, err := NewConsumer(r, eofWaiter)
+			c, err := NewConsumer(fuzzRing(t, data, head, tail), eofWaiter)
 			if err != nil {
 				return
 			}

@@ -199,13 +199,8 @@ func (p *Peer) PingPong(n int, lat []time.Duration) (time.Duration, error) {
 				return 0, err
 			}
 		}
-		if lat != nil && ((i+1)%GroupSize == 0 || i == n-1) {
-			now := sys.Nanotime()
-			g := i%GroupSize + 1
-			for k := i + 1 - g; k <= i; k++ {
-				lat[k] = time.Duration(now-t) / time.Duration(g)
-			}
-			t = now
+		if lat != nil {
+			t = groupTimes(lat, i, n, t)
 		}
 	}
 	el := time.Duration(sys.Nanotime() - start)
@@ -214,6 +209,22 @@ func (p *Peer) PingPong(n int, lat []time.Duration) (time.Duration, error) {
 
 // GroupSize is how many ping-pongs share one reading of the clock.
 const GroupSize = 64
+
+// groupTimes gives round trips their times, a group at a time: after round
+// trip i of n, when i ends a group of GroupSize or the run,
+// it reads the clock and sets the group's times to its mean since t, the
+// clock at the group's start; it returns the start of the next group.
+func groupTimes(lat []time.Duration, i, n int, t int64) int64 {
+	if (i+1)%GroupSize != 0 && i != n-1 {
+		return t
+	}
+	now := sys.Nanotime()
+	g := i%GroupSize + 1
+	for k := i + 1 - g; k <= i; k++ {
+		lat[k] = time.Duration(now-t) / time.Duration(g)
+	}
+	return now
+}
 
 // Ring sends n messages of size bytes through the bare ring and returns
 // the time until the child consumed the last. With chunk > 0, a larger

@@ -196,13 +196,8 @@ func (p *Peer) RingRoundTrip(size, n int, shape bool, lat []time.Duration) (time
 		if k, err := in.take(p.rtBuf, &w); err != nil || k != size {
 			return 0, fmt.Errorf("limit peer: echo of %d bytes, want %d: %v", k, size, err)
 		}
-		if lat != nil && ((i+1)%GroupSize == 0 || i == n-1) {
-			now := sys.Nanotime()
-			g := i%GroupSize + 1
-			for k := i + 1 - g; k <= i; k++ {
-				lat[k] = time.Duration(now-t) / time.Duration(g)
-			}
-			t = now
+		if lat != nil {
+			t = groupTimes(lat, i, n, t)
 		}
 	}
 	el := time.Duration(sys.Nanotime() - start)

@@ -248,7 +248,11 @@ func TestOpenHandles(t *testing.T) {
 		f.Close()
 	}
 	after := count()
-	if during-before < files || during-after < files {
+	// The runtime opens handles of its own meanwhile (a thread's, under
+	// Wine: 147 open, 49 after closing, from 47, failed a CI run), so the
+	// files must show, give or take slack.
+	const slack = files / 10
+	if during-before < files-slack || during-after < files-slack {
 		t.Errorf("handles: %d before opening %d files, %d open, %d after closing", before, files, during, after)
 	}
 }

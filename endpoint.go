@@ -89,6 +89,8 @@ func newEndpoint(cfg Config, seg *sys.Segment, layout ring.Layout, server bool,
 	ep.rd.MaxMessage = uint64(cfg.MaxMessageSize)
 	ep.rwait = wake.NewWaiter(dataBell, cfg.SpinTime, cons, &ep.rung)
 	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr, &ep.rung)
+	ep.rwait.OnSleep = func() { ep.publishStats(true) }
+	ep.wwait.OnSleep = func() { ep.publishStats(false) }
 	dataBell.OnHostile(ep.blockedRing)
 	spaceBell.OnHostile(ep.blockedRing)
 	if server && wr.Written() > 0 {
@@ -133,7 +135,6 @@ func newDoorbells(undo *cleanup) (data, space *sys.Doorbell, err error) {
 
 // WaitData implements ring.Waiter for the reader.
 func (ep *endpoint) WaitData(ctx context.Context) error {
-	ep.publishStats(true)
 	err := ep.rwait.Wait(ctx, deadline(&ep.readDeadline), ep.rd.Consumer().Ready,
 		func() error { return ep.stop(ctx, true) })
 	return waitErr(err)
@@ -141,7 +142,6 @@ func (ep *endpoint) WaitData(ctx context.Context) error {
 
 // WaitSpace implements ring.Waiter for the writer.
 func (ep *endpoint) WaitSpace(ctx context.Context, need uint64) error {
-	ep.publishStats(false)
 	ready := func() (bool, error) {
 		f, err := ep.wr.Free()
 		return f >= need, err

@@ -27,8 +27,9 @@ type Stats struct {
 
 // Stats returns the link's counters. It never blocks: while another
 // goroutine is inside a read or write, that direction's figures are the
-// ones it last published (when it began to wait), so they can lag by the
-// operation in flight.
+// ones it last published, when it last began to sleep in a wait (that
+// sleep counted), so they can lag by the operation in flight; an
+// operation blocked on its peer shows as blocked.
 func (c *Conn) Stats() Stats { return c.ep.stats() }
 
 func (ep *endpoint) stats() Stats {
@@ -73,7 +74,8 @@ func (ep *endpoint) receivedStats() DirectionStats {
 }
 
 // publishStats publishes one direction's counters for Stats to read while
-// the direction's lock is held; waiters call it, holding that lock.
+// the direction's lock is held; a waiter calls it as it begins to sleep
+// (wake.Waiter.OnSleep), holding that lock.
 func (ep *endpoint) publishStats(read bool) {
 	if read {
 		ep.rsnap.store(ep.receivedStats())
@@ -86,7 +88,7 @@ func (ep *endpoint) publishStats(read bool) {
 // goroutine holding that direction's lock. Fields are stored one by one,
 // so a reader may see a mix of two consecutive snapshots; each figure is
 // still one that was true. Publishing allocates nothing: it runs on every
-// wait.
+// sleep.
 type statsSnapshot struct {
 	messages, bytes, waits, sleeps, wakeups, highWater, fill atomic.Uint64
 }

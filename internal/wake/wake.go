@@ -41,6 +41,11 @@ type Waiter struct {
 	Waits   uint64 // calls to Wait
 	// Sleeps counts the waits that outlasted the spin and parked.
 	Sleeps uint64
+	// OnSleep, if set, runs as a wait is about to park, Waits and Sleeps
+	// counting it: the owner publishes its statistics there, once per
+	// sleep rather than once per wait, and they show a blocked operation
+	// as blocked.
+	OnSleep func()
 }
 
 // NewWaiter returns a waiter that spins at most spin (not at all if spin
@@ -115,6 +120,9 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 		defer context.AfterFunc(ctx, w.bell.Ring)()
 	}
 	w.Sleeps++
+	if w.OnSleep != nil {
+		w.OnSleep()
+	}
 	err := w.bell.Wait(deadline)
 	p.Record(time.Duration(sys.Nanotime() - start))
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

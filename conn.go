@@ -92,15 +92,27 @@ func (c *Conn) start() {
 	go c.control()
 	// Until now a publish that found the peer asleep had no bell to ring:
 	// it cleared the peer's sleeping flag and dropped the wake-up. Ring
-	// both of the peer's bells once, after the store above, so any such
-	// wake-up is made good (a spurious one only costs the peer a
-	// re-check). Our own waiters may likewise have missed the peer's
-	// early wake-ups; only a Link's endpoint, which outlives its sessions,
-	// can have any yet (a new Conn is not handed out before start).
-	c.peerData.Ring()
-	c.peerSpace.Ring()
+	// the peer's bells once, after the store above, so any such wake-up
+	// is made good (a spurious one only costs the peer a re-check). Our
+	// own waiters may likewise have missed the peer's early wake-ups; only
+	// a Link's endpoint, which outlives its sessions, can have any yet.
+	//
+	// A new Conn is not handed out before start, so an endpoint that is
+	// not a Link's can have dropped a wake-up only if it has published
+	// (data) or consumed (space) already, a server's resuming a client's
+	// rings (7.1). Otherwise the rings are spurious: each is a system call
+	// on Dial's path, and wakes the peer for nothing.
 	if c.ep.persistent {
+		c.peerData.Ring()
+		c.peerSpace.Ring()
 		c.ep.wakeAll()
+		return
+	}
+	if c.ep.wr.Written() > 0 {
+		c.peerData.Ring()
+	}
+	if c.ep.rd.Consumer().Position() > 0 {
+		c.peerSpace.Ring()
 	}
 }
 

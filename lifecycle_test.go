@@ -5,6 +5,7 @@ package shmlink
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -57,5 +58,36 @@ func TestDialWaitGivesUp(t *testing.T) {
 	_, err := Dial(ctx, "never", &Config{Wait: true})
 	if !errors.Is(err, ErrNoServer) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNoSpuriousRings: a new link rings neither side's doorbells when it
+// starts. Nothing was published or consumed before the session, so no
+// wake-up can have been dropped; a ring would be a system call on Dial's
+// path and wake the peer for nothing.
+func TestNoSpuriousRings(t *testing.T) {
+	linkDir(t)
+	client, server := localPair(t, "quiet")
+	defer server.Close()
+	// Both sessions have started: Dial and Accept return after start.
+	for _, c := range []struct {
+		name string
+		ep   *endpoint
+	}{{"client", client.ep}, {"server", server.ep}} {
+		for _, b := range []struct {
+			name string
+			bell interface{ Wait(time.Time) error }
+		}{{"data", c.ep.dataBell}, {"space", c.ep.spaceBell}} {
+			if err := b.bell.Wait(time.Now().Add(20 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("%s's %s doorbell: Wait = %v, want it not rung", c.name, b.name, err)
+			}
+		}
+	}
+	// The link works all the same.
+	if err := client.WriteMessage([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := server.ReadMessage(); err != nil || string(m) != "hi" {
+		t.Fatalf("got %q, %v", m, err)
 	}
 }

@@ -33,10 +33,15 @@ func RuntimeDir(override string) (string, error) {
 			dir = filepath.Join(os.TempDir(), "shmlink-"+strconv.Itoa(os.Getuid()))
 		}
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
-		return "", fmt.Errorf("create runtime dir: %w", err)
-	}
+	// Every Dial and Listen comes here: look before making, so that the
+	// usual case (the directory is there) costs one system call, not two.
 	fi, err := os.Lstat(dir)
+	if os.IsNotExist(err) {
+		if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+			return "", fmt.Errorf("create runtime dir: %w", err)
+		}
+		fi, err = os.Lstat(dir)
+	}
 	if err != nil {
 		return "", fmt.Errorf("runtime dir: %w", err)
 	}

@@ -343,7 +343,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		return nil // after CloseRead reads return io.EOF at once anyway
 	}
 	c.ep.readDeadline.Store(unixNano(t))
-	c.ep.rwait.Interrupt()
+	c.ep.dataBell.Ring()
 	return nil
 }
 
@@ -356,7 +356,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.ep.writeDeadline.Store(unixNano(t))
-	c.ep.wwait.Interrupt()
+	c.ep.spaceBell.Ring()
 	return nil
 }
 

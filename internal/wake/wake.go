@@ -46,10 +46,6 @@ type Waiter struct {
 	// sleep rather than once per wait, and they show a blocked operation
 	// as blocked.
 	OnSleep func()
-	// parked is 1 from a wait's last look at stop and its deadline until it
-	// wakes: only then must Interrupt ring. (Atomic functions rather than
-	// an atomic.Bool, so that a Waiter stays a value.)
-	parked int32
 }
 
 // NewWaiter returns a waiter that spins at most spin (not at all if spin
@@ -77,10 +73,8 @@ const firstPolls = 64
 // the first error of ready or stop. stop says why waiting must end (the
 // link's state, an expired deadline); it is asked before spinning and
 // again after the sleep is announced. A sleep lasts until the doorbell
-// rings, the time deadline returns then passes, or ctx is done; a zero
-// deadline means none. Whoever changes what stop or deadline would say
-// calls Interrupt afterwards.
-func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func() (bool, error), stop func() error) error {
+// rings, the deadline passes or ctx is done; a zero deadline means none.
+func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (bool, error), stop func() error) error {
 	if err := stop(); err != nil {
 		return err
 	}
@@ -119,14 +113,9 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 		}
 		return err
 	}
-	// From here a change that stop or deadline would see rings the bell:
-	// either Interrupt sees parked, or the looks below see the change.
-	atomic.StoreInt32(&w.parked, 1)
-	defer atomic.StoreInt32(&w.parked, 0)
 	if err := stop(); err != nil {
 		return err
 	}
-	dl := deadline()
 	if ctx.Done() != nil {
 		defer context.AfterFunc(ctx, w.bell.Ring)()
 	}
@@ -134,24 +123,12 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 	if w.OnSleep != nil {
 		w.OnSleep()
 	}
-	err := w.bell.Wait(dl)
+	err := w.bell.Wait(deadline)
 	p.Record(time.Duration(sys.Nanotime() - start))
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrClosed
 	}
 	return nil // rung or timed out: the caller's next round decides which
-}
-
-// Interrupt makes a wait under way re-check stop and its deadline, for one
-// who has just changed them (a new deadline, set from another goroutine).
-// It rings the bell, a system call, only if the wait may be parked: before
-// that, the wait's own looks see the change. net/http moves a connection's
-// deadlines several times per request, mostly with no read or write
-// waiting.
-func (w *Waiter) Interrupt() {
-	if atomic.LoadInt32(&w.parked) != 0 {
-		w.bell.Ring()
-	}
 }
 
 // spin polls ready from start until it reports true, fails, budget

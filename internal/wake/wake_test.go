@@ -3,7 +3,6 @@ package wake
 import (
 	"context"
 	"errors"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -43,16 +42,13 @@ func until(cond func() bool) {
 }
 func noStop() error { return nil }
 
-// noDeadline is a wait without a deadline.
-func noDeadline() time.Time { return time.Time{} }
-
 func TestSpinSeesConditionWithoutSleeping(t *testing.T) {
 	end := &flagEnd{}
 	w := NewWaiter(newBell(t), time.Second, end, nil)
 	w.crowded = func(int64) bool { return false } // a busy test machine must not stop the spin
 	var polls atomic.Int32
 	ready := func() (bool, error) { return polls.Add(1) > 100, nil }
-	if err := w.Wait(context.Background(), noDeadline, ready, noStop); err != nil {
+	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if w.Sleeps != 0 || end.sleeping.Load() {
@@ -71,7 +67,7 @@ func waitRungAsleep(t *testing.T, w *Waiter, bell *sys.Doorbell, end *flagEnd) {
 		until(end.sleeping.Load)
 		bell.Ring()
 	}()
-	if err := w.Wait(context.Background(), noDeadline, never, noStop); err != nil {
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -98,7 +94,7 @@ func TestRecheckAfterAnnounce(t *testing.T) {
 	end := &flagEnd{}
 	w := NewWaiter(newBell(t), -1, end, nil)
 	ready := func() (bool, error) { return end.sleeping.Load(), nil }
-	if err := w.Wait(context.Background(), noDeadline, ready, noStop); err != nil {
+	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if w.Sleeps != 0 {
@@ -109,7 +105,7 @@ func TestRecheckAfterAnnounce(t *testing.T) {
 func TestDeadlineEndsSleep(t *testing.T) {
 	w := NewWaiter(newBell(t), -1, &flagEnd{}, nil)
 	start := time.Now()
-	if err := w.Wait(context.Background(), func() time.Time { return start.Add(20 * time.Millisecond) }, never, noStop); err != nil {
+	if err := w.Wait(context.Background(), start.Add(20*time.Millisecond), never, noStop); err != nil {
 		t.Fatalf("Wait = %v; a deadline returns nil and the caller's stop decides", err)
 	}
 	if time.Since(start) < 20*time.Millisecond {
@@ -126,7 +122,7 @@ func TestContextEndsSleep(t *testing.T) {
 		cancel()
 	}()
 	done := make(chan error, 1)
-	go func() { done <- w.Wait(ctx, noDeadline, never, noStop) }()
+	go func() { done <- w.Wait(ctx, time.Time{}, never, noStop) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -140,12 +136,12 @@ func TestContextEndsSleep(t *testing.T) {
 func TestStopAndReadyErrors(t *testing.T) {
 	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{}, nil)
 	stopErr := errors.New("stop")
-	if err := w.Wait(context.Background(), noDeadline, never, func() error { return stopErr }); err != stopErr {
+	if err := w.Wait(context.Background(), time.Time{}, never, func() error { return stopErr }); err != stopErr {
 		t.Errorf("stop: got %v", err)
 	}
 	readyErr := errors.New("corrupt")
 	bad := func() (bool, error) { return false, readyErr }
-	if err := w.Wait(context.Background(), noDeadline, bad, noStop); err != readyErr {
+	if err := w.Wait(context.Background(), time.Time{}, bad, noStop); err != readyErr {
 		t.Errorf("ready: got %v", err)
 	}
 }
@@ -162,7 +158,7 @@ func TestStopCheckedAfterAnnounce(t *testing.T) {
 		}
 		return nil
 	}
-	if err := w.Wait(context.Background(), noDeadline, never, stop); err != gone {
+	if err := w.Wait(context.Background(), time.Time{}, never, stop); err != gone {
 		t.Fatalf("got %v, want the stop error", err)
 	}
 }
@@ -175,7 +171,7 @@ func TestClosedDoorbell(t *testing.T) {
 		until(end.sleeping.Load)
 		bell.Close()
 	}()
-	if err := w.Wait(context.Background(), noDeadline, never, noStop); err != ErrClosed {
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != ErrClosed {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
@@ -189,7 +185,7 @@ func TestColdWaitsLearnApart(t *testing.T) {
 	now := func() (bool, error) { return true, nil }
 	wait := func() {
 		t.Helper()
-		if err := w.Wait(context.Background(), noDeadline, now, noStop); err != nil {
+		if err := w.Wait(context.Background(), time.Time{}, now, noStop); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,77 +214,5 @@ func TestCrowdedSpinParks(t *testing.T) {
 	waitRungAsleep(t, &w, bell, end)
 	if w.Sleeps != 1 {
 		t.Errorf("Sleeps = %d, want 1: a crowded spin parks", w.Sleeps)
-	}
-}
-
-// TestInterruptRingsOnlyParked: Interrupt wakes a parked wait, and costs
-// nothing when no wait is parked: the bell is left unrung.
-func TestInterruptRingsOnlyParked(t *testing.T) {
-	bell := newBell(t)
-	end := &flagEnd{}
-	w := NewWaiter(bell, -1, end, nil)
-	w.Interrupt() // nobody waits
-	if err := bell.Wait(time.Now().Add(20 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("bell after an Interrupt with no wait: %v, want it not rung", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Wait(context.Background(), noDeadline, never, noStop) }()
-	until(func() bool { return atomic.LoadInt32(&w.parked) != 0 })
-	w.Interrupt()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Interrupt did not wake the parked wait")
-	}
-}
-
-// TestInterruptNeverLost: a deadline moved from another goroutine, then
-// Interrupt, ends a wait in every interleaving of the two: either the wait
-// takes the new deadline as it parks, or Interrupt finds it parked and
-// rings. A lost one would leave the wait asleep for good.
-func TestInterruptNeverLost(t *testing.T) {
-	end := &flagEnd{}
-	w := NewWaiter(newBell(t), 20*time.Microsecond, end, nil)
-	var dl atomic.Int64
-	deadline := func() time.Time {
-		if ns := dl.Load(); ns != 0 {
-			return time.Unix(0, ns)
-		}
-		return time.Time{}
-	}
-	stop := func() error {
-		if ns := dl.Load(); ns != 0 && time.Now().UnixNano() >= ns {
-			return os.ErrDeadlineExceeded
-		}
-		return nil
-	}
-	for i := range 300 {
-		dl.Store(0)
-		done := make(chan error, 1)
-		go func() {
-			for {
-				// As a reader does: wait until the deadline says stop.
-				if err := w.Wait(context.Background(), deadline, never, stop); err != nil {
-					done <- err
-					return
-				}
-			}
-		}()
-		if i%2 == 0 {
-			runtime.Gosched()
-		}
-		dl.Store(time.Now().Add(time.Millisecond).UnixNano())
-		w.Interrupt()
-		select {
-		case err := <-done:
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("round %d: %v", i, err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: a deadline moved while the wait was on its way to park was lost", i)
-		}
 	}
 }

@@ -36,8 +36,17 @@ type Config struct {
 	// peer does not spin (the answer comes after the peer's wake-up), and
 	// no wait spins while the machine has more runnable threads than CPUs
 	// or this process has goroutines waiting for a processor: the spin
-	// would take the CPU they need. Negative disables spinning altogether.
-	// Default 100µs (see docs/wakeup.md).
+	// would take the CPU they need.
+	//
+	// A wait that would go to sleep goes first to the process's poller:
+	// one goroutine that polls, for every such wait of the process, the
+	// rings they wait for, and hands each its message as it comes, without
+	// the peer having to ring (many links busy at once thus cost no system
+	// call per message). The poller keeps polling while messages keep
+	// coming within 100µs of each other, or the largest SpinTime among its
+	// waits if that is less (it learns how long pays, as each link does),
+	// then sends its waits to sleep. Negative disables spinning and the poller
+	// altogether. Default 100µs (see docs/wakeup.md).
 	SpinTime time.Duration
 
 	// Wait makes Dial wait for a server that is not listening yet, until

@@ -145,7 +145,7 @@ func (c *Conn) control() {
 		}
 		if m.Type == wire.Shut {
 			c.peerShut.Store(true)
-			c.ep.dataBell.Ring() // a waiting reader re-checks: io.EOF once drained
+			c.ep.rwait.Interrupt() // a waiting reader re-checks: io.EOF once drained
 			continue
 		}
 		c.peerGone(statePeerClosed)
@@ -343,7 +343,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		return nil // after CloseRead reads return io.EOF at once anyway
 	}
 	c.ep.readDeadline.Store(unixNano(t))
-	c.ep.dataBell.Ring()
+	c.ep.rwait.Interrupt()
 	return nil
 }
 
@@ -356,7 +356,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	c.ep.writeDeadline.Store(unixNano(t))
-	c.ep.spaceBell.Ring()
+	c.ep.wwait.Interrupt()
 	return nil
 }
 

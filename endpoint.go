@@ -60,6 +60,7 @@ type endpoint struct {
 	wmu   sync.Mutex // serialises writers; held while touching the TX ring
 	wr    *ring.Producer
 	wwait wake.Waiter
+	need  uint64 // the room the writer waits for (WaitSpace), under wmu
 	wsnap statsSnapshot
 
 	zc leases // reservations and loans of ring memory (endpoint_zerocopy.go)
@@ -91,6 +92,8 @@ func newEndpoint(cfg Config, seg *sys.Segment, layout ring.Layout, server bool,
 	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr, &ep.rung)
 	ep.rwait.OnSleep = func() { ep.publishStats(true) }
 	ep.wwait.OnSleep = func() { ep.publishStats(false) }
+	ep.rwait.PollWith(cons.Ready)
+	ep.wwait.PollWith(ep.spaceReady)
 	dataBell.OnHostile(ep.blockedRing)
 	spaceBell.OnHostile(ep.blockedRing)
 	if server && wr.Written() > 0 {
@@ -142,16 +145,20 @@ func (ep *endpoint) WaitData(ctx context.Context) error {
 
 // WaitSpace implements ring.Waiter for the writer.
 func (ep *endpoint) WaitSpace(ctx context.Context, need uint64) error {
-	ready := func() (bool, error) {
-		f, err := ep.wr.Free()
-		return f >= need, err
-	}
-	err := ep.wwait.Wait(ctx, deadline(&ep.writeDeadline), ready,
+	ep.need = need
+	err := ep.wwait.Wait(ctx, deadline(&ep.writeDeadline), ep.spaceReady,
 		func() error { return ep.stop(ctx, false) })
 	if hook := testHookSpaceWaited.Load(); hook != nil {
 		(*hook)(ep)
 	}
 	return waitErr(err)
+}
+
+// spaceReady reports whether the room a writer waits for is free: need
+// bytes, as the writer holding the lock last asked for.
+func (ep *endpoint) spaceReady() (bool, error) {
+	f, err := ep.wr.Free()
+	return f >= ep.need, err
 }
 
 // testHookSpaceWaited, if set, runs after each wait for space: tests use
@@ -225,8 +232,8 @@ func (ep *endpoint) expired(read bool) error {
 
 // wakeAll makes every waiter of this endpoint re-check its state.
 func (ep *endpoint) wakeAll() {
-	ep.dataBell.Ring()
-	ep.spaceBell.Ring()
+	ep.rwait.Interrupt()
+	ep.wwait.Interrupt()
 }
 
 // stateErr returns why an operation cannot go on, or nil. For a reader,

@@ -89,6 +89,12 @@ func newCrowded() func(now int64) bool {
 		if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
 			return false
 		}
-		return s[0].Value.Uint64() > 0 && s[1].Value.Uint64() >= uint64(runtime.GOMAXPROCS(0))
+		// The poller's goroutine yields its processor every round: not
+		// one that the runnable ones wait for.
+		running := s[1].Value.Uint64()
+		if n := uint64(procPoller.polling.Load()); running >= n {
+			running -= n
+		}
+		return s[0].Value.Uint64() > 0 && running >= uint64(runtime.GOMAXPROCS(0))
 	}
 }

@@ -3,7 +3,9 @@
 // where the peer answers within microseconds, never sleeps), then
 // announces in shared memory that it sleeps, re-checks, and parks on its
 // Doorbell. The budget is learned per direction of each link (Policy) and
-// dropped while the CPU is wanted elsewhere (crowd.go). The peer sees the announcement after its next publish and
+// dropped while the CPU is wanted elsewhere (crowd.go). Between the spin
+// and the sleep, a wait can sit in the process's poller (poller.go), which
+// polls for all such waits at once, with its own learned budget. The peer sees the announcement after its next publish and
 // rings the doorbell; PROTOCOL.md ("Sleeping and waking") says why no
 // wake-up is lost.
 //

@@ -46,7 +46,20 @@ type Waiter struct {
 	// sleep rather than once per wait, and they show a blocked operation
 	// as blocked.
 	OnSleep func()
+	// pw is this waiter's place in the process's poller (poller.go);
+	// polled is 1 from just before a wait's last look at stop until it
+	// is out of the poller again: Interrupt must then reach it there.
+	// (Atomic functions rather than an atomic.Int32, so that NewWaiter can
+	// return a value.)
+	pw        *pollWait
+	polled    int32
+	pollReady func() (bool, error) // PollWith's; nil: no poller
 }
+
+// PollWith lets this waiter's waits go to the process's poller, which
+// polls ready for them: it must say what the ready of every Wait says
+// (set once, so that no wait allocates a condition for the poller).
+func (w *Waiter) PollWith(ready func() (bool, error)) { w.pollReady = ready }
 
 // NewWaiter returns a waiter that spins at most spin (not at all if spin
 // <= 0), as its Policy decides, then announces sleep through end and parks
@@ -54,7 +67,7 @@ type Waiter struct {
 // side rang.
 func NewWaiter(bell *sys.Doorbell, spin time.Duration, end Sleeper, rung *atomic.Uint64) Waiter {
 	w := Waiter{bell: bell, end: end, warm: NewPolicy(spin, WarmPark), cold: NewPolicy(spin, ColdPark),
-		rung: rung, crowded: newCrowded()}
+		rung: rung, crowded: newCrowded(), pw: newPollWait()}
 	if rung != nil {
 		w.seenRung = rung.Load()
 	}
@@ -96,14 +109,31 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 		}
 	}
 	start := sys.Nanotime()
+	// The poller is for waits that could not spin: the CPU was crowded
+	// (many links busy at once), or spinning stopped paying for this link.
+	// One that spun its budget through parks, as before the poller.
+	pollable := true
 	if budget := p.Budget(); budget > 0 {
-		if ok, err := w.spin(start, budget, ready); ok || err != nil {
+		ok, crowded, err := w.spin(start, budget, ready)
+		if ok || err != nil {
 			if ok {
 				p.Record(time.Duration(sys.Nanotime() - start))
 			}
 			return err
 		}
+		pollable = crowded
 	}
+	if pollable && w.pollReady != nil && p.Spins() && procPoller.worth(p.Cap) {
+		if ok, err := w.poll(ctx, deadline, stop); ok || err != nil {
+			if ok {
+				now := sys.Nanotime()
+				procPoller.record(now)
+				p.Record(time.Duration(now - start))
+			}
+			return err
+		}
+	}
+	defer func() { procPoller.record(sys.Nanotime()) }()
 	w.end.Sleep()
 	defer w.end.Awake()
 	if ok, err := ready(); ok || err != nil {
@@ -131,31 +161,62 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 	return nil // rung or timed out: the caller's next round decides which
 }
 
+// poll hands the wait to the process's poller, and reports whether it
+// came back with the condition possibly true (or stop's error): false
+// means park. The sleeping flag stays down meanwhile: the peer publishes
+// without ringing, and the poller sees it.
+func (w *Waiter) poll(ctx context.Context, deadline time.Time, stop func() error) (bool, error) {
+	pw := w.pw
+	pw.ready, pw.cap, pw.deadline = w.pollReady, w.warm.Cap, 0
+	if !deadline.IsZero() {
+		// On the poller's clock (sys.Nanotime), which is not the wall's.
+		pw.deadline = sys.Nanotime() + int64(time.Until(deadline))
+	}
+	atomic.StoreInt32(&w.polled, 1)
+	defer atomic.StoreInt32(&w.polled, 0)
+	// After polled is up, a change that stop would see interrupts us
+	// (Interrupt); one before it is seen here.
+	if err := stop(); err != nil {
+		return false, err
+	}
+	return procPoller.hold(pw, ctx.Done()), nil
+}
+
+// Interrupt makes a wait under way re-check stop, wherever it waits: in
+// the poller, or parked on the doorbell (which it rings, as anyone in
+// this process who must wake the waiter does).
+func (w *Waiter) Interrupt() {
+	if atomic.LoadInt32(&w.polled) != 0 {
+		procPoller.interrupt(w.pw)
+	}
+	w.bell.Ring()
+}
+
 // spin polls ready from start until it reports true, fails, budget
 // elapses, or the CPU turns out to be wanted elsewhere (see crowd.go), and
 // reports whether the condition became true. It yields the processor now
 // and then so that a goroutine of this process that would make the
 // condition true (in-process tests, or a peer sharing the CPU) is not
 // starved.
-func (w *Waiter) spin(start int64, budget time.Duration, ready func() (bool, error)) (bool, error) {
+func (w *Waiter) spin(start int64, budget time.Duration, ready func() (bool, error)) (ok, crowded bool, err error) {
 	spinners.Add(1)
 	defer spinners.Add(-1)
 	if w.crowded(start) {
-		return false, nil
+		return false, true, nil
 	}
 	for i := 1; ; i++ {
 		ok, err := ready()
 		if ok || err != nil {
-			return ok, err
+			return ok, false, err
 		}
 		if i&63 == 0 {
 			now := sys.Nanotime()
 			if time.Duration(now-start) > budget {
-				return false, nil
+				return false, false, nil
 			}
 			if i&1023 == 0 {
 				if w.crowded(now) {
-					return false, nil
+					return false, true, nil
 				}
 				runtime.Gosched()
 			}

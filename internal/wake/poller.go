@@ -1,0 +1,246 @@
+package wake
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmlink/shmlink/internal/sys"
+)
+
+// The process's poller: one goroutine that polls, on behalf of every wait
+// of this process that would otherwise park, the conditions those waits
+// are for. A wait sitting in the poller leaves its sleeping flag down, so
+// the peer publishes without ringing: while messages keep coming on any
+// of the process's links, none of them costs a system call. With many
+// links busy at once (a server with 32 requests in flight) per-wait
+// spinning is mostly off (the CPU is crowded, and each spinner would hold
+// a processor), so every message cost a wake-up on each side, as on a
+// socket; one poller serves them all for the price of one spinner.
+//
+// The poller runs while it holds waits and conditions keep coming true
+// within its budget of one another; then it sends every wait it holds to
+// park the usual way. The budget is learned (a Policy) from the gaps
+// between the moments the process's parking-bound waits end, whether the
+// poller caught them or they had parked: on a process whose links are
+// idle for milliseconds it shrinks to nothing, and waits park at once, as
+// they did without it.
+//
+// Safety: the poller calls a wait's condition only while the wait is in
+// it and marked as being polled; the wait leaves only once the poller is
+// done with it (a condition reads the ring, which its link unmaps when it
+// closes). Anything that changes what a wait's stop would say interrupts
+// the wait (Waiter.Interrupt), in the poller as in a park.
+type poller struct {
+	mu      sync.Mutex
+	waits   []*pollWait
+	started bool          // the goroutine exists (it never ends)
+	running bool          // it polls; else it waits on resume
+	resume  chan struct{} // one token per idle-to-running change
+	policy  Policy
+	last    int64 // when the last parking-bound wait ended, 0 for never
+	// polling is 1 while the goroutine polls (crowd.go leaves it out).
+	polling atomic.Int32
+}
+
+// pollWait is one wait as the poller holds it; each Waiter has one.
+type pollWait struct {
+	ready    func() (bool, error)
+	deadline int64 // on sys.Nanotime's clock, 0 for none
+	cap      time.Duration
+	in       bool // held by the poller
+	polling  bool // the poller is calling ready, outside its lock
+	kicked   bool // interrupted: leave at once (or do not enter)
+	hit      bool // the last poll found the condition true (the poller's own)
+	// woken receives the outcome once the wait is out of the poller:
+	// true to re-check (the condition may hold, or stop may say why not),
+	// false to park.
+	woken chan bool
+	// held bounds a wait's time in the poller (maxHold), made once.
+	held *time.Timer
+}
+
+// newPollWait returns a wait's place in the poller, made once per Waiter.
+func newPollWait() *pollWait {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &pollWait{woken: make(chan bool, 1), held: t}
+}
+
+// maxHold is the longest a wait stays in the poller before it parks by
+// itself. The poller's goroutine never sleeps while busy, so the kernel may
+// preempt its thread for a time slice (milliseconds); the waits it holds
+// would stall with it, their peers not ringing. A wait that outlasts
+// maxHold parks, and its peer's next publish rings it.
+var maxHold = time.Millisecond // a variable for the tests
+
+var procPoller = poller{policy: NewPolicy(DefaultSpin, WarmPark), resume: make(chan struct{}, 1)}
+
+// DefaultSpin caps the poller's budget, and is the budget it starts with.
+const DefaultSpin = 100 * time.Microsecond
+
+// budget is how long the poller keeps polling after the last condition it
+// caught, for waits whose largest spin cap is cap. Callers hold p.mu.
+func (p *poller) budget(cap time.Duration) time.Duration {
+	return min(p.policy.Budget(), cap)
+}
+
+// worth reports whether a wait should go to the poller rather than park.
+func (p *poller) worth(cap time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.budget(cap) > 0
+}
+
+// record notes that a parking-bound wait ended at now: the gap since the
+// previous one is what the poller would have had to spin through.
+func (p *poller) record(now int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last != 0 && now > p.last {
+		p.policy.Record(time.Duration(now - p.last))
+	}
+	p.last = now
+}
+
+// hold puts pw in the poller and waits for its outcome (see pollWait.woken).
+// done, if not nil, ends the wait early (a context).
+func (p *poller) hold(pw *pollWait, done <-chan struct{}) bool {
+	p.mu.Lock()
+	if pw.kicked {
+		pw.kicked = false
+		p.mu.Unlock()
+		return true
+	}
+	pw.in = true
+	p.waits = append(p.waits, pw)
+	if !p.running {
+		// The goroutine stays once started, waiting while it has nothing
+		// to poll: starting one per busy spell would allocate.
+		p.running = true
+		if !p.started {
+			p.started = true
+			go p.run()
+		} else {
+			p.resume <- struct{}{}
+		}
+	}
+	p.mu.Unlock()
+	pw.held.Reset(maxHold)
+	defer pw.held.Stop()
+	select {
+	case ok := <-pw.woken:
+		return ok
+	case <-done:
+		p.leave(pw)
+		return true
+	case <-pw.held.C:
+		p.leave(pw)
+		return false
+	}
+}
+
+// leave takes pw out of the poller on its own account (a context, or
+// maxHold): once the poller is done with it, and without leaving a kick
+// for its next wait (a wait that parks re-checks stop, and whoever
+// interrupts also rings).
+func (p *poller) leave(pw *pollWait) {
+	p.interrupt(pw)
+	<-pw.woken
+	p.mu.Lock()
+	pw.kicked = false
+	p.mu.Unlock()
+}
+
+// interrupt makes pw leave the poller at once, or, if it is not in yet,
+// not enter it.
+func (p *poller) interrupt(pw *pollWait) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case !pw.in:
+		pw.kicked = true
+	case pw.polling:
+		pw.kicked = true // the poller lets it go when its poll returns
+	default:
+		p.release(pw, true)
+	}
+}
+
+// release takes pw out of the poller and hands it its outcome. Callers
+// hold p.mu.
+func (p *poller) release(pw *pollWait, ok bool) {
+	for i, x := range p.waits {
+		if x == pw {
+			p.waits = append(p.waits[:i], p.waits[i+1:]...)
+			break
+		}
+	}
+	pw.in, pw.kicked = false, false
+	pw.woken <- ok
+}
+
+// run is the poller's goroutine: it polls every wait it holds, round after
+// round, and waits for the next one when none is left.
+func (p *poller) run() {
+	var batch []*pollWait
+	lastHit := sys.Nanotime()
+	// While it polls, the poller is one of this process's spinners, which
+	// the machine's crowding leaves out (crowd.go).
+	spinners.Add(1)
+	p.polling.Store(1)
+	for {
+		p.mu.Lock()
+		if len(p.waits) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			spinners.Add(-1)
+			p.polling.Store(0)
+			<-p.resume
+			p.polling.Store(1)
+			spinners.Add(1)
+			lastHit = sys.Nanotime()
+			continue
+		}
+		batch = append(batch[:0], p.waits...)
+		for _, pw := range batch {
+			pw.polling = true
+		}
+		p.mu.Unlock()
+
+		hits := 0
+		for _, pw := range batch {
+			// A condition that fails (a corrupt ring) counts as ready:
+			// the wait re-checks and gets the error itself.
+			ok, err := pw.ready()
+			if pw.hit = ok || err != nil; pw.hit {
+				hits++
+			}
+		}
+		now := sys.Nanotime()
+		if hits > 0 {
+			lastHit = now
+		}
+
+		p.mu.Lock()
+		var cap time.Duration
+		for _, pw := range batch {
+			pw.polling = false
+			if pw.hit || pw.kicked || pw.deadline != 0 && now >= pw.deadline {
+				p.release(pw, true)
+			} else {
+				cap = max(cap, pw.cap)
+			}
+		}
+		if time.Duration(now-lastHit) > p.budget(cap) {
+			for len(p.waits) > 0 {
+				p.release(p.waits[0], false)
+			}
+		}
+		p.mu.Unlock()
+		// Let this process's other goroutines, the woken waits among
+		// them, have the processor between rounds.
+		runtime.Gosched()
+	}
+}

@@ -1,0 +1,265 @@
+package wake
+
+import (
+	"context"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// freshPoller gives the process's poller a new policy whose budget is
+// spin (the one it starts with), and puts the old one back after the
+// test: a test's waits must not depend on what earlier tests taught it.
+func freshPoller(t *testing.T, spin time.Duration) {
+	t.Helper()
+	// No test here runs in parallel: the poller is the process's.
+	oldHold := maxHold
+	maxHold = time.Hour // a slow test machine must not make waits leave
+	t.Cleanup(func() { maxHold = oldHold })
+	procPoller.mu.Lock()
+	old, oldLast := procPoller.policy, procPoller.last
+	procPoller.policy, procPoller.last = NewPolicy(spin, WarmPark), 0
+	procPoller.mu.Unlock()
+	t.Cleanup(func() {
+		procPoller.mu.Lock()
+		procPoller.policy, procPoller.last = old, oldLast
+		procPoller.mu.Unlock()
+	})
+}
+
+// polledWaiter is a waiter whose own spin never runs (as on a crowded
+// machine), so that a wait that does not hold at once goes to the poller.
+func polledWaiter(t *testing.T, end *flagEnd, cond func() (bool, error)) *Waiter {
+	t.Helper()
+	w := NewWaiter(newBell(t), time.Second, end, nil)
+	w.crowded = func(int64) bool { return true }
+	w.warm.budget, w.cold.budget = 0, 0
+	w.PollWith(cond)
+	return &w
+}
+
+// inPoller reports whether w's wait is held by the poller.
+func inPoller(w *Waiter) bool {
+	procPoller.mu.Lock()
+	defer procPoller.mu.Unlock()
+	return w.pw.in
+}
+
+// TestPollerCatchesWithoutSleeping: a wait in the poller returns once its
+// condition holds, without announcing sleep, so the peer never rings.
+func TestPollerCatchesWithoutSleeping(t *testing.T) {
+	freshPoller(t, time.Hour)
+	end := &flagEnd{}
+	var ready atomic.Bool
+	cond := func() (bool, error) { return ready.Load(), nil }
+	w := polledWaiter(t, end, cond)
+	go func() {
+		until(func() bool { return inPoller(w) })
+		ready.Store(true)
+	}()
+	if err := w.Wait(context.Background(), time.Time{}, cond, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if !ready.Load() {
+		t.Fatal("returned before the condition held")
+	}
+	if w.Sleeps != 0 || end.sleeping.Load() {
+		t.Errorf("slept %d times, want the poller's catch only", w.Sleeps)
+	}
+}
+
+// TestPollerSendsToPark: a wait leaves the poller to park the usual way,
+// where the doorbell wakes it, once the poller has caught nothing within
+// its budget, and once it has held the wait for maxHold however busy it
+// is (a poller whose thread the kernel preempted must not stall its waits
+// for a time slice).
+func TestPollerSendsToPark(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		budget, maxHold time.Duration
+	}{{"budget", 50 * time.Microsecond, time.Hour}, {"maxHold", time.Hour, time.Millisecond}} {
+		t.Run(c.name, func(t *testing.T) {
+			freshPoller(t, c.budget)
+			maxHold = c.maxHold
+			end := &flagEnd{}
+			w := polledWaiter(t, end, never)
+			waitRungAsleep(t, w, w.bell, end)
+			if w.Sleeps != 1 {
+				t.Errorf("Sleeps = %d, want the wait to leave the poller and park", w.Sleeps)
+			}
+		})
+	}
+}
+
+// TestPollerInterrupt: Interrupt takes a wait out of the poller at once.
+func TestPollerInterrupt(t *testing.T) {
+	freshPoller(t, time.Hour)
+	w := polledWaiter(t, &flagEnd{}, never)
+	go func() {
+		until(func() bool { return inPoller(w) })
+		w.Interrupt()
+	}()
+	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 0 {
+		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
+	}
+}
+
+// TestPollerDeadline: the poller keeps a wait's deadline.
+func TestPollerDeadline(t *testing.T) {
+	freshPoller(t, time.Hour)
+	w := polledWaiter(t, &flagEnd{}, never)
+	start := time.Now()
+	if err := w.Wait(context.Background(), start.Add(5*time.Millisecond), never, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 5*time.Millisecond {
+		t.Error("returned before the deadline")
+	}
+	if w.Sleeps != 0 {
+		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
+	}
+}
+
+// TestPollerContext: a done context takes a wait out of the poller.
+func TestPollerContext(t *testing.T) {
+	freshPoller(t, time.Hour)
+	w := polledWaiter(t, &flagEnd{}, never)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		until(func() bool { return inPoller(w) })
+		cancel()
+	}()
+	if err := w.Wait(ctx, time.Time{}, never, noStop); err != nil {
+		t.Fatal(err)
+	}
+	if w.Sleeps != 0 {
+		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
+	}
+}
+
+// TestPollerInterruptNeverLost: a change that stop sees, then Interrupt,
+// ends the wait in every interleaving: before the wait looks at stop,
+// between that look and the poller taking it, in the poller, or parked.
+func TestPollerInterruptNeverLost(t *testing.T) {
+	freshPoller(t, time.Hour)
+	var stopped atomic.Bool
+	stop := func() error {
+		if stopped.Load() {
+			return context.Canceled
+		}
+		return nil
+	}
+	w := polledWaiter(t, &flagEnd{}, never)
+	for i := range 500 {
+		stopped.Store(false)
+		done := make(chan error, 1)
+		go func() {
+			for {
+				if err := w.Wait(context.Background(), time.Time{}, never, stop); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		for range i % 7 {
+			runtime.Gosched()
+		}
+		stopped.Store(true)
+		w.Interrupt()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: an interrupt was lost", i)
+		}
+	}
+}
+
+// TestPollerNeverPollsAfterLeave: the poller calls a wait's condition
+// only while that wait is under way. A condition reads a ring that its
+// link unmaps once the wait has returned and the link closes: a call
+// after the return would read freed memory.
+func TestPollerNeverPollsAfterLeave(t *testing.T) {
+	freshPoller(t, time.Hour)
+	const waiters, waits = 8, 400
+	var violations atomic.Int64
+	var wg sync.WaitGroup
+	for g := range waiters {
+		var inside, ready atomic.Bool
+		cond := func() (bool, error) {
+			if !inside.Load() {
+				violations.Add(1)
+			}
+			return ready.Load(), nil
+		}
+		end := &flagEnd{}
+		w := polledWaiter(t, end, cond)
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range waits {
+				ready.Store(false)
+				inside.Store(true)
+				// Each round ends the wait one way or another, and always
+				// with an Interrupt, which also wakes a wait that parked.
+				how := r.IntN(3)
+				stopper := make(chan struct{})
+				go func() {
+					defer close(stopper)
+					switch how {
+					case 0:
+						ready.Store(true)
+					case 1:
+						w.Interrupt()
+						ready.Store(true)
+					default:
+						until(func() bool { return inPoller(w) || end.sleeping.Load() })
+						ready.Store(true)
+					}
+					w.Interrupt()
+				}()
+				for {
+					if err := w.Wait(context.Background(), time.Time{}, cond, noStop); err != nil {
+						t.Error(err)
+						break
+					}
+					if ok, _ := cond(); ok {
+						break
+					}
+				}
+				<-stopper
+				inside.Store(false)
+			}
+		})
+	}
+	wg.Wait()
+	if n := violations.Load(); n != 0 {
+		t.Fatalf("the poller called a condition %d times after its wait returned", n)
+	}
+}
+
+// TestPollerLearnsIdle: the poller's budget goes to nothing when the
+// waits it would spin for end milliseconds apart, and comes back when
+// they end microseconds apart.
+func TestPollerLearnsIdle(t *testing.T) {
+	p := poller{policy: NewPolicy(DefaultSpin, WarmPark)}
+	now := int64(1e12)
+	for range 200 {
+		now += int64(2 * time.Millisecond)
+		p.record(now)
+	}
+	if p.worth(DefaultSpin) {
+		t.Fatal("still worth polling for waits 2 ms apart")
+	}
+	for range 200 {
+		now += int64(10 * time.Microsecond)
+		p.record(now)
+	}
+	if !p.worth(DefaultSpin) {
+		t.Fatal("not worth polling for waits 10 µs apart")
+	}
+}

@@ -46,8 +46,11 @@ type poller struct {
 
 // pollWait is one wait as the poller holds it; each Waiter has one.
 type pollWait struct {
-	ready    func() (bool, error)
-	deadline int64 // on sys.Nanotime's clock, 0 for none
+	ready func() (bool, error)
+	// deadline is in unix nanoseconds, 0 for none: on the clock the
+	// caller checks it by (time.Now), which on Windows moves in steps of
+	// milliseconds while sys.Nanotime does not.
+	deadline int64
 	cap      time.Duration
 	in       bool // held by the poller
 	polling  bool // the poller is calling ready, outside its lock
@@ -225,9 +228,13 @@ func (p *poller) run() {
 
 		p.mu.Lock()
 		var cap time.Duration
+		var wall int64 // time.Now, read once a round if a wait has a deadline
 		for _, pw := range batch {
 			pw.polling = false
-			if pw.hit || pw.kicked || pw.deadline != 0 && now >= pw.deadline {
+			if pw.deadline != 0 && wall == 0 {
+				wall = time.Now().UnixNano()
+			}
+			if pw.hit || pw.kicked || pw.deadline != 0 && wall >= pw.deadline {
 				p.release(pw, true)
 			} else {
 				cap = max(cap, pw.cap)

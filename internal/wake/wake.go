@@ -169,8 +169,7 @@ func (w *Waiter) poll(ctx context.Context, deadline time.Time, stop func() error
 	pw := w.pw
 	pw.ready, pw.cap, pw.deadline = w.pollReady, w.warm.Cap, 0
 	if !deadline.IsZero() {
-		// On the poller's clock (sys.Nanotime), which is not the wall's.
-		pw.deadline = sys.Nanotime() + int64(time.Until(deadline))
+		pw.deadline = deadline.UnixNano()
 	}
 	atomic.StoreInt32(&w.polled, 1)
 	defer atomic.StoreInt32(&w.polled, 0)

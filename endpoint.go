@@ -138,7 +138,7 @@ func newDoorbells(undo *cleanup) (data, space *sys.Doorbell, err error) {
 
 // WaitData implements ring.Waiter for the reader.
 func (ep *endpoint) WaitData(ctx context.Context) error {
-	err := ep.rwait.Wait(ctx, deadline(&ep.readDeadline), ep.rd.Consumer().Ready,
+	err := ep.rwait.Wait(ctx, ep.readDeadlineTime, ep.rd.Consumer().Ready,
 		func() error { return ep.stop(ctx, true) })
 	return waitErr(err)
 }
@@ -146,7 +146,7 @@ func (ep *endpoint) WaitData(ctx context.Context) error {
 // WaitSpace implements ring.Waiter for the writer.
 func (ep *endpoint) WaitSpace(ctx context.Context, need uint64) error {
 	ep.need = need
-	err := ep.wwait.Wait(ctx, deadline(&ep.writeDeadline), ep.spaceReady,
+	err := ep.wwait.Wait(ctx, ep.writeDeadlineTime, ep.spaceReady,
 		func() error { return ep.stop(ctx, false) })
 	if hook := testHookSpaceWaited.Load(); hook != nil {
 		(*hook)(ep)
@@ -182,8 +182,13 @@ func (ep *endpoint) NotifySpace() {
 	}
 }
 
-func deadline(d *atomic.Int64) time.Time {
-	if ns := d.Load(); ns != 0 {
+// readDeadlineTime and writeDeadlineTime are the deadlines as a waiter
+// reads them, after its last look at stop (wake.Waiter.Wait).
+func (ep *endpoint) readDeadlineTime() time.Time  { return nanoTime(ep.readDeadline.Load()) }
+func (ep *endpoint) writeDeadlineTime() time.Time { return nanoTime(ep.writeDeadline.Load()) }
+
+func nanoTime(ns int64) time.Time {
+	if ns != 0 {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}

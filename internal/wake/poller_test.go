@@ -60,7 +60,7 @@ func TestPollerCatchesWithoutSleeping(t *testing.T) {
 		until(func() bool { return inPoller(w) })
 		ready.Store(true)
 	}()
-	if err := w.Wait(context.Background(), time.Time{}, cond, noStop); err != nil {
+	if err := w.Wait(context.Background(), noDeadline, cond, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if !ready.Load() {
@@ -102,7 +102,7 @@ func TestPollerInterrupt(t *testing.T) {
 		until(func() bool { return inPoller(w) })
 		w.Interrupt()
 	}()
-	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
+	if err := w.Wait(context.Background(), noDeadline, never, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if w.Sleeps != 0 {
@@ -115,7 +115,7 @@ func TestPollerDeadline(t *testing.T) {
 	freshPoller(t, time.Hour)
 	w := polledWaiter(t, &flagEnd{}, never)
 	start := time.Now()
-	if err := w.Wait(context.Background(), start.Add(5*time.Millisecond), never, noStop); err != nil {
+	if err := w.Wait(context.Background(), func() time.Time { return start.Add(5 * time.Millisecond) }, never, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if time.Since(start) < 5*time.Millisecond {
@@ -123,6 +123,46 @@ func TestPollerDeadline(t *testing.T) {
 	}
 	if w.Sleeps != 0 {
 		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
+	}
+}
+
+// TestPollerDeadlineMoved: a deadline set while a wait is on its way into
+// the poller, then Interrupt, is the one the poller keeps: the wait reads
+// its deadline after announcing itself, not when it began.
+func TestPollerDeadlineMoved(t *testing.T) {
+	freshPoller(t, time.Hour)
+	var dl atomic.Int64
+	deadline := func() time.Time {
+		if ns := dl.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Time{}
+	}
+	passed := func() bool { ns := dl.Load(); return ns != 0 && time.Now().UnixNano() >= ns }
+	w := polledWaiter(t, &flagEnd{}, never)
+	w.warm.Cap, w.cold.Cap = time.Hour, time.Hour // the poller never gives up on it
+	for i := range 300 {
+		dl.Store(0)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for !passed() {
+				if err := w.Wait(context.Background(), deadline, never, noStop); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		for range i % 7 {
+			runtime.Gosched()
+		}
+		dl.Store(time.Now().Add(time.Millisecond).UnixNano())
+		w.Interrupt()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the wait missed a deadline moved on its way into the poller", i)
+		}
 	}
 }
 
@@ -135,7 +175,7 @@ func TestPollerContext(t *testing.T) {
 		until(func() bool { return inPoller(w) })
 		cancel()
 	}()
-	if err := w.Wait(ctx, time.Time{}, never, noStop); err != nil {
+	if err := w.Wait(ctx, noDeadline, never, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if w.Sleeps != 0 {
@@ -161,7 +201,7 @@ func TestPollerInterruptNeverLost(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			for {
-				if err := w.Wait(context.Background(), time.Time{}, never, stop); err != nil {
+				if err := w.Wait(context.Background(), noDeadline, never, stop); err != nil {
 					done <- err
 					return
 				}
@@ -223,7 +263,7 @@ func TestPollerNeverPollsAfterLeave(t *testing.T) {
 					w.Interrupt()
 				}()
 				for {
-					if err := w.Wait(context.Background(), time.Time{}, cond, noStop); err != nil {
+					if err := w.Wait(context.Background(), noDeadline, cond, noStop); err != nil {
 						t.Error(err)
 						break
 					}

@@ -86,8 +86,10 @@ const firstPolls = 64
 // the first error of ready or stop. stop says why waiting must end (the
 // link's state, an expired deadline); it is asked before spinning and
 // again after the sleep is announced. A sleep lasts until the doorbell
-// rings, the deadline passes or ctx is done; a zero deadline means none.
-func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (bool, error), stop func() error) error {
+// rings, the time deadline returns passes, or ctx is done; a zero
+// deadline means none. deadline is read after stop's last look, so that
+// one moved meanwhile, which interrupts (Interrupt), is never missed.
+func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func() (bool, error), stop func() error) error {
 	if err := stop(); err != nil {
 		return err
 	}
@@ -153,7 +155,7 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 	if w.OnSleep != nil {
 		w.OnSleep()
 	}
-	err := w.bell.Wait(deadline)
+	err := w.bell.Wait(deadline())
 	p.Record(time.Duration(sys.Nanotime() - start))
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrClosed
@@ -165,18 +167,18 @@ func (w *Waiter) Wait(ctx context.Context, deadline time.Time, ready func() (boo
 // came back with the condition possibly true (or stop's error): false
 // means park. The sleeping flag stays down meanwhile: the peer publishes
 // without ringing, and the poller sees it.
-func (w *Waiter) poll(ctx context.Context, deadline time.Time, stop func() error) (bool, error) {
+func (w *Waiter) poll(ctx context.Context, deadline func() time.Time, stop func() error) (bool, error) {
 	pw := w.pw
-	pw.ready, pw.cap, pw.deadline = w.pollReady, w.warm.Cap, 0
-	if !deadline.IsZero() {
-		pw.deadline = deadline.UnixNano()
-	}
 	atomic.StoreInt32(&w.polled, 1)
 	defer atomic.StoreInt32(&w.polled, 0)
-	// After polled is up, a change that stop would see interrupts us
-	// (Interrupt); one before it is seen here.
+	// After polled is up, a change that stop or deadline would see
+	// interrupts us (Interrupt); one before it is seen here.
 	if err := stop(); err != nil {
 		return false, err
+	}
+	pw.ready, pw.cap, pw.deadline = w.pollReady, w.warm.Cap, 0
+	if dl := deadline(); !dl.IsZero() {
+		pw.deadline = dl.UnixNano()
 	}
 	return procPoller.hold(pw, ctx.Done()), nil
 }

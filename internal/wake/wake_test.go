@@ -42,13 +42,16 @@ func until(cond func() bool) {
 }
 func noStop() error { return nil }
 
+// noDeadline is a wait without a deadline.
+func noDeadline() time.Time { return time.Time{} }
+
 func TestSpinSeesConditionWithoutSleeping(t *testing.T) {
 	end := &flagEnd{}
 	w := NewWaiter(newBell(t), time.Second, end, nil)
 	w.crowded = func(int64) bool { return false } // a busy test machine must not stop the spin
 	var polls atomic.Int32
 	ready := func() (bool, error) { return polls.Add(1) > 100, nil }
-	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
+	if err := w.Wait(context.Background(), noDeadline, ready, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if w.Sleeps != 0 || end.sleeping.Load() {
@@ -67,7 +70,7 @@ func waitRungAsleep(t *testing.T, w *Waiter, bell *sys.Doorbell, end *flagEnd) {
 		until(end.sleeping.Load)
 		bell.Ring()
 	}()
-	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != nil {
+	if err := w.Wait(context.Background(), noDeadline, never, noStop); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -94,7 +97,7 @@ func TestRecheckAfterAnnounce(t *testing.T) {
 	end := &flagEnd{}
 	w := NewWaiter(newBell(t), -1, end, nil)
 	ready := func() (bool, error) { return end.sleeping.Load(), nil }
-	if err := w.Wait(context.Background(), time.Time{}, ready, noStop); err != nil {
+	if err := w.Wait(context.Background(), noDeadline, ready, noStop); err != nil {
 		t.Fatal(err)
 	}
 	if w.Sleeps != 0 {
@@ -105,7 +108,7 @@ func TestRecheckAfterAnnounce(t *testing.T) {
 func TestDeadlineEndsSleep(t *testing.T) {
 	w := NewWaiter(newBell(t), -1, &flagEnd{}, nil)
 	start := time.Now()
-	if err := w.Wait(context.Background(), start.Add(20*time.Millisecond), never, noStop); err != nil {
+	if err := w.Wait(context.Background(), func() time.Time { return start.Add(20 * time.Millisecond) }, never, noStop); err != nil {
 		t.Fatalf("Wait = %v; a deadline returns nil and the caller's stop decides", err)
 	}
 	if time.Since(start) < 20*time.Millisecond {
@@ -122,7 +125,7 @@ func TestContextEndsSleep(t *testing.T) {
 		cancel()
 	}()
 	done := make(chan error, 1)
-	go func() { done <- w.Wait(ctx, time.Time{}, never, noStop) }()
+	go func() { done <- w.Wait(ctx, noDeadline, never, noStop) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -136,12 +139,12 @@ func TestContextEndsSleep(t *testing.T) {
 func TestStopAndReadyErrors(t *testing.T) {
 	w := NewWaiter(newBell(t), time.Millisecond, &flagEnd{}, nil)
 	stopErr := errors.New("stop")
-	if err := w.Wait(context.Background(), time.Time{}, never, func() error { return stopErr }); err != stopErr {
+	if err := w.Wait(context.Background(), noDeadline, never, func() error { return stopErr }); err != stopErr {
 		t.Errorf("stop: got %v", err)
 	}
 	readyErr := errors.New("corrupt")
 	bad := func() (bool, error) { return false, readyErr }
-	if err := w.Wait(context.Background(), time.Time{}, bad, noStop); err != readyErr {
+	if err := w.Wait(context.Background(), noDeadline, bad, noStop); err != readyErr {
 		t.Errorf("ready: got %v", err)
 	}
 }
@@ -158,7 +161,7 @@ func TestStopCheckedAfterAnnounce(t *testing.T) {
 		}
 		return nil
 	}
-	if err := w.Wait(context.Background(), time.Time{}, never, stop); err != gone {
+	if err := w.Wait(context.Background(), noDeadline, never, stop); err != gone {
 		t.Fatalf("got %v, want the stop error", err)
 	}
 }
@@ -171,7 +174,7 @@ func TestClosedDoorbell(t *testing.T) {
 		until(end.sleeping.Load)
 		bell.Close()
 	}()
-	if err := w.Wait(context.Background(), time.Time{}, never, noStop); err != ErrClosed {
+	if err := w.Wait(context.Background(), noDeadline, never, noStop); err != ErrClosed {
 		t.Fatalf("got %v, want ErrClosed", err)
 	}
 }
@@ -185,7 +188,7 @@ func TestColdWaitsLearnApart(t *testing.T) {
 	now := func() (bool, error) { return true, nil }
 	wait := func() {
 		t.Helper()
-		if err := w.Wait(context.Background(), time.Time{}, now, noStop); err != nil {
+		if err := w.Wait(context.Background(), noDeadline, now, noStop); err != nil {
 			t.Fatal(err)
 		}
 	}

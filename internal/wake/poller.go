@@ -2,6 +2,7 @@ package wake
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,9 @@ type poller struct {
 	resume  chan struct{} // one token per idle-to-running change
 	policy  Policy
 	last    int64 // when the last parking-bound wait ended, 0 for never
-	// polling is 1 while the goroutine polls (crowd.go leaves it out).
-	polling atomic.Int32
+	// active is 1 while the goroutine polls (crowd.go leaves it out of
+	// the running goroutines).
+	active atomic.Int32
 }
 
 // pollWait is one wait as the poller holds it; each Waiter has one.
@@ -52,10 +54,10 @@ type pollWait struct {
 	// milliseconds while sys.Nanotime does not.
 	deadline int64
 	cap      time.Duration
-	in       bool // held by the poller
-	polling  bool // the poller is calling ready, outside its lock
-	kicked   bool // interrupted: leave at once (or do not enter)
-	hit      bool // the last poll found the condition true (the poller's own)
+	since    int64 // sys.Nanotime when it came in
+	in       bool  // held by the poller
+	polling  bool  // the poller is calling ready, outside its lock
+	kicked   bool  // interrupted: leave at once (or do not enter)
 	// woken receives the outcome once the wait is out of the poller:
 	// true to re-check (the condition may hold, or stop may say why not),
 	// false to park.
@@ -116,7 +118,7 @@ func (p *poller) hold(pw *pollWait, done <-chan struct{}) bool {
 		p.mu.Unlock()
 		return true
 	}
-	pw.in = true
+	pw.in, pw.since = true, sys.Nanotime()
 	p.waits = append(p.waits, pw)
 	if !p.running {
 		// The goroutine stays once started, waiting while it has nothing
@@ -174,11 +176,8 @@ func (p *poller) interrupt(pw *pollWait) {
 // release takes pw out of the poller and hands it its outcome. Callers
 // hold p.mu.
 func (p *poller) release(pw *pollWait, ok bool) {
-	for i, x := range p.waits {
-		if x == pw {
-			p.waits = append(p.waits[:i], p.waits[i+1:]...)
-			break
-		}
+	if i := slices.Index(p.waits, pw); i >= 0 {
+		p.waits = slices.Delete(p.waits, i, i+1) // clears the freed slot
 	}
 	pw.in, pw.kicked = false, false
 	pw.woken <- ok
@@ -192,60 +191,77 @@ func (p *poller) run() {
 	// While it polls, the poller is one of this process's spinners, which
 	// the machine's crowding leaves out (crowd.go).
 	spinners.Add(1)
-	p.polling.Store(1)
+	p.active.Store(1)
 	for {
 		p.mu.Lock()
 		if len(p.waits) == 0 {
 			p.running = false
 			p.mu.Unlock()
+			p.active.Store(0)
 			spinners.Add(-1)
-			p.polling.Store(0)
 			<-p.resume
-			p.polling.Store(1)
+			p.active.Store(1)
 			spinners.Add(1)
 			lastHit = sys.Nanotime()
 			continue
 		}
 		batch = append(batch[:0], p.waits...)
-		for _, pw := range batch {
-			pw.polling = true
-		}
 		p.mu.Unlock()
 
-		hits := 0
+		hit := false
 		for _, pw := range batch {
+			// Only the wait whose condition is being called is marked:
+			// one that must leave (maxHold, a context, an interrupt)
+			// while the poller is held up elsewhere in its round, its
+			// thread preempted in another wait's call, leaves at once.
+			p.mu.Lock()
+			if !pw.in {
+				p.mu.Unlock()
+				continue
+			}
+			pw.polling = true
+			p.mu.Unlock()
 			// A condition that fails (a corrupt ring) counts as ready:
 			// the wait re-checks and gets the error itself.
 			ok, err := pw.ready()
-			if pw.hit = ok || err != nil; pw.hit {
-				hits++
+			p.mu.Lock()
+			pw.polling = false
+			if ok || err != nil {
+				hit = true
+				p.release(pw, true)
+			} else if pw.kicked {
+				p.release(pw, true)
 			}
+			p.mu.Unlock()
 		}
 		now := sys.Nanotime()
-		if hits > 0 {
+		if hit {
 			lastHit = now
 		}
 
 		p.mu.Lock()
+		batch = append(batch[:0], p.waits...)
 		var cap time.Duration
 		var wall int64 // time.Now, read once a round if a wait has a deadline
 		for _, pw := range batch {
-			pw.polling = false
 			if pw.deadline != 0 && wall == 0 {
 				wall = time.Now().UnixNano()
 			}
-			if pw.hit || pw.kicked || pw.deadline != 0 && wall >= pw.deadline {
+			if pw.deadline != 0 && wall >= pw.deadline {
 				p.release(pw, true)
 			} else {
 				cap = max(cap, pw.cap)
 			}
 		}
-		if time.Duration(now-lastHit) > p.budget(cap) {
-			for len(p.waits) > 0 {
-				p.release(p.waits[0], false)
+		// A wait that came in late in a quiet spell gets its budget too.
+		budget := p.budget(cap)
+		for _, pw := range batch {
+			if pw.in && time.Duration(now-max(lastHit, pw.since)) > budget {
+				p.release(pw, false)
 			}
 		}
 		p.mu.Unlock()
+		clear(batch) // keep no closed link's wait alive
 		// Let this process's other goroutines, the woken waits among
 		// them, have the processor between rounds.
 		runtime.Gosched()

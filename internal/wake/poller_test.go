@@ -2,6 +2,7 @@ package wake
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -41,6 +42,14 @@ func polledWaiter(t *testing.T, end *flagEnd, cond func() (bool, error)) *Waiter
 	return &w
 }
 
+// endedInPoller fails the test if one of w's waits parked.
+func endedInPoller(t *testing.T, w *Waiter) {
+	t.Helper()
+	if w.Sleeps != 0 {
+		t.Errorf("Sleeps = %d, want every wait to end in the poller", w.Sleeps)
+	}
+}
+
 // inPoller reports whether w's wait is held by the poller.
 func inPoller(w *Waiter) bool {
 	procPoller.mu.Lock()
@@ -66,9 +75,7 @@ func TestPollerCatchesWithoutSleeping(t *testing.T) {
 	if !ready.Load() {
 		t.Fatal("returned before the condition held")
 	}
-	if w.Sleeps != 0 || end.sleeping.Load() {
-		t.Errorf("slept %d times, want the poller's catch only", w.Sleeps)
-	}
+	endedInPoller(t, w)
 }
 
 // TestPollerSendsToPark: a wait leaves the poller to park the usual way,
@@ -105,9 +112,7 @@ func TestPollerInterrupt(t *testing.T) {
 	if err := w.Wait(context.Background(), noDeadline, never, noStop); err != nil {
 		t.Fatal(err)
 	}
-	if w.Sleeps != 0 {
-		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
-	}
+	endedInPoller(t, w)
 }
 
 // TestPollerDeadline: the poller keeps a wait's deadline.
@@ -121,9 +126,7 @@ func TestPollerDeadline(t *testing.T) {
 	if time.Since(start) < 5*time.Millisecond {
 		t.Error("returned before the deadline")
 	}
-	if w.Sleeps != 0 {
-		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
-	}
+	endedInPoller(t, w)
 }
 
 // TestPollerDeadlineMoved: a deadline set while a wait is on its way into
@@ -178,9 +181,7 @@ func TestPollerContext(t *testing.T) {
 	if err := w.Wait(ctx, noDeadline, never, noStop); err != nil {
 		t.Fatal(err)
 	}
-	if w.Sleeps != 0 {
-		t.Errorf("Sleeps = %d, want the wait to end in the poller", w.Sleeps)
-	}
+	endedInPoller(t, w)
 }
 
 // TestPollerInterruptNeverLost: a change that stop sees, then Interrupt,
@@ -301,5 +302,106 @@ func TestPollerLearnsIdle(t *testing.T) {
 	}
 	if !p.worth(DefaultSpin) {
 		t.Fatal("not worth polling for waits 10 µs apart")
+	}
+}
+
+// TestPollerMaxHoldSlowRound: a wait leaves at maxHold even while the
+// poller is held up in another wait's condition (its thread preempted, in
+// real use): only the wait being polled is pinned to the poller.
+func TestPollerMaxHoldSlowRound(t *testing.T) {
+	freshPoller(t, time.Hour)
+	maxHold = 20 * time.Millisecond
+	endB := &flagEnd{}
+	b := polledWaiter(t, endB, never)
+	b.warm.Cap, b.cold.Cap = time.Hour, time.Hour
+	bDone := make(chan struct{})
+	go func() { defer close(bDone); b.Wait(context.Background(), noDeadline, never, noStop) }()
+	until(func() bool { return inPoller(b) })
+	unblock := make(chan struct{})
+	var blocked atomic.Bool
+	slow := func() (bool, error) {
+		if blocked.CompareAndSwap(false, true) {
+			<-unblock // the poller, stuck in this call
+		}
+		return true, nil
+	}
+	a := polledWaiter(t, &flagEnd{}, slow)
+	aDone := make(chan struct{})
+	go func() { defer close(aDone); a.Wait(context.Background(), noDeadline, never, noStop) }()
+	until(blocked.Load)
+	// b must park by itself within maxHold, with the poller still stuck.
+	until(endB.sleeping.Load)
+	parked := endB.sleeping.Load()
+	close(unblock)
+	until(func() bool { return !inPoller(a) })
+	a.bell.Ring() // a's own maxHold may have sent it to park meanwhile
+	<-aDone
+	b.bell.Ring()
+	<-bDone
+	if !parked {
+		t.Fatal("a wait stayed in a stalled poller far beyond maxHold")
+	}
+}
+
+// TestPollerContextReuse: a wait that left the poller for its context
+// leaves nothing behind: the next wait of the same waiter is caught in the
+// poller as usual (a value left in its channel would make the poller's
+// next release block under its lock).
+func TestPollerContextReuse(t *testing.T) {
+	freshPoller(t, time.Hour)
+	var ready atomic.Bool
+	cond := func() (bool, error) { return ready.Load(), nil }
+	w := polledWaiter(t, &flagEnd{}, cond)
+	for range 50 {
+		ready.Store(false)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { until(func() bool { return inPoller(w) }); cancel() }()
+		if err := w.Wait(ctx, noDeadline, cond, noStop); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				w.Wait(context.Background(), noDeadline, cond, noStop)
+				if ok, _ := cond(); ok {
+					return
+				}
+			}
+		}()
+		until(func() bool { return inPoller(w) })
+		ready.Store(true)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			w.bell.Ring()
+			t.Fatal("the wait after a context's leave was not caught")
+		}
+	}
+	endedInPoller(t, w)
+}
+
+// TestPollerHandsError: a condition that fails (a corrupt ring) ends the
+// wait at once, as a true one does; the wait's owner then sees the error.
+func TestPollerHandsError(t *testing.T) {
+	freshPoller(t, time.Hour)
+	var bad atomic.Bool
+	errCorrupt := errors.New("corrupt")
+	cond := func() (bool, error) {
+		if bad.Load() {
+			return false, errCorrupt
+		}
+		return false, nil
+	}
+	w := polledWaiter(t, &flagEnd{}, cond)
+	go func() { until(func() bool { return inPoller(w) }); bad.Store(true) }()
+	start := time.Now()
+	err := w.Wait(context.Background(), func() time.Time { return start.Add(3 * time.Second) }, never, noStop)
+	if err != nil && !errors.Is(err, errCorrupt) {
+		t.Fatal(err)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("the poller held a failing condition until the deadline")
 	}
 }

@@ -143,28 +143,47 @@ func TestPollerDeadlineMoved(t *testing.T) {
 	}
 	passed := func() bool { ns := dl.Load(); return ns != 0 && time.Now().UnixNano() >= ns }
 	w := polledWaiter(t, &flagEnd{}, never)
-	w.warm.Cap, w.cold.Cap = time.Hour, time.Hour // the poller never gives up on it
-	for i := range 300 {
-		dl.Store(0)
+	raceInterrupt(t, w, 300, "the wait missed a deadline moved on its way into the poller",
+		func() { dl.Store(0) },
+		func() bool {
+			if passed() {
+				return true
+			}
+			if err := w.Wait(context.Background(), deadline, never, noStop); err != nil {
+				t.Error(err)
+				return true
+			}
+			return false
+		},
+		func() { dl.Store(time.Now().Add(time.Millisecond).UnixNano()) })
+}
+
+// raceInterrupt runs rounds of a wait on w against a change and an
+// Interrupt, the change made after a different number of yields each
+// round so that it lands anywhere on the wait's way: wait is called
+// until it reports the wait over, which each round must within ten
+// seconds: the poller never gives up on the wait by itself, so only the
+// interrupt can end it. reset starts a round.
+func raceInterrupt(t *testing.T, w *Waiter, rounds int, lost string, reset func(), wait func() bool, change func()) {
+	t.Helper()
+	w.warm.Cap, w.cold.Cap = time.Hour, time.Hour
+	for i := range rounds {
+		reset()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			for !passed() {
-				if err := w.Wait(context.Background(), deadline, never, noStop); err != nil {
-					t.Error(err)
-					return
-				}
+			for !wait() {
 			}
 		}()
 		for range i % 7 {
 			runtime.Gosched()
 		}
-		dl.Store(time.Now().Add(time.Millisecond).UnixNano())
+		change()
 		w.Interrupt()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: the wait missed a deadline moved on its way into the poller", i)
+			t.Fatalf("round %d: %s", i, lost)
 		}
 	}
 }
@@ -197,28 +216,10 @@ func TestPollerInterruptNeverLost(t *testing.T) {
 		return nil
 	}
 	w := polledWaiter(t, &flagEnd{}, never)
-	for i := range 500 {
-		stopped.Store(false)
-		done := make(chan error, 1)
-		go func() {
-			for {
-				if err := w.Wait(context.Background(), noDeadline, never, stop); err != nil {
-					done <- err
-					return
-				}
-			}
-		}()
-		for range i % 7 {
-			runtime.Gosched()
-		}
-		stopped.Store(true)
-		w.Interrupt()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: an interrupt was lost", i)
-		}
-	}
+	raceInterrupt(t, w, 500, "an interrupt was lost",
+		func() { stopped.Store(false) },
+		func() bool { return w.Wait(context.Background(), noDeadline, never, stop) != nil },
+		func() { stopped.Store(true) })
 }
 
 // TestPollerNeverPollsAfterLeave: the poller calls a wait's condition

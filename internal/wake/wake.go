@@ -86,8 +86,8 @@ const firstPolls = 64
 // the first error of ready or stop. stop says why waiting must end (the
 // link's state, an expired deadline); it is asked before spinning and
 // again after the sleep is announced. A sleep lasts until the doorbell
-// rings, the time deadline returns passes, or ctx is done; a zero
-// deadline means none. deadline is read after stop's last look, so that
+// rings, the deadline (as deadline returns it) passes, or ctx is done; a
+// zero deadline means none. deadline is read after stop's last look, so that
 // one moved meanwhile, which interrupts (Interrupt), is never missed.
 func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func() (bool, error), stop func() error) error {
 	if err := stop(); err != nil {
@@ -114,7 +114,7 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 	// The poller is for waits that could not spin: the CPU was crowded
 	// (many links busy at once), or spinning stopped paying for this link.
 	// One that spun its budget through parks, as before the poller.
-	pollable := true
+	pollable := w.pollReady != nil && p.Spins()
 	if budget := p.Budget(); budget > 0 {
 		ok, crowded, err := w.spin(start, budget, ready)
 		if ok || err != nil {
@@ -123,19 +123,21 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 			}
 			return err
 		}
-		pollable = crowded
+		pollable = pollable && crowded
 	}
-	if pollable && w.pollReady != nil && p.Spins() && procPoller.worth(p.Cap) {
+	// The poller learns from the waits it could have served, and only
+	// from those: a link that never uses it says nothing about its worth.
+	if pollable {
+		defer func() { procPoller.record(sys.Nanotime()) }()
+	}
+	if pollable && procPoller.worth(p.Cap) {
 		if ok, err := w.poll(ctx, deadline, stop); ok || err != nil {
 			if ok {
-				now := sys.Nanotime()
-				procPoller.record(now)
-				p.Record(time.Duration(now - start))
+				p.Record(time.Duration(sys.Nanotime() - start))
 			}
 			return err
 		}
 	}
-	defer func() { procPoller.record(sys.Nanotime()) }()
 	w.end.Sleep()
 	defer w.end.Awake()
 	if ok, err := ready(); ok || err != nil {

@@ -41,6 +41,7 @@ type poller struct {
 	resume  chan struct{} // one token per idle-to-running change
 	policy  Policy
 	last    int64 // when the last parking-bound wait ended, 0 for never
+	frozen  bool  // the budget does not learn (tests)
 	// active is 1 while the goroutine polls (crowd.go leaves it out of
 	// the running goroutines).
 	active atomic.Int32
@@ -103,7 +104,7 @@ func (p *poller) worth(cap time.Duration) bool {
 func (p *poller) record(now int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.last != 0 && now > p.last {
+	if p.last != 0 && now > p.last && !p.frozen {
 		p.policy.Record(time.Duration(now - p.last))
 	}
 	p.last = now

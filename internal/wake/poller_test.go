@@ -12,8 +12,11 @@ import (
 )
 
 // freshPoller gives the process's poller a new policy whose budget is
-// spin (the one it starts with), and puts the old one back after the
-// test: a test's waits must not depend on what earlier tests taught it.
+// spin, and puts the old one back after the test: a test's waits must not
+// depend on what earlier tests taught it. Nor does the budget learn from
+// the test's own waits: on a slow machine (Wine) their gaps of
+// milliseconds dropped it to nothing, and a wait that the test expected
+// in the poller parked.
 func freshPoller(t *testing.T, spin time.Duration) {
 	t.Helper()
 	// No test here runs in parallel: the poller is the process's.
@@ -22,11 +25,11 @@ func freshPoller(t *testing.T, spin time.Duration) {
 	t.Cleanup(func() { maxHold = oldHold })
 	procPoller.mu.Lock()
 	old, oldLast := procPoller.policy, procPoller.last
-	procPoller.policy, procPoller.last = NewPolicy(spin, WarmPark), 0
+	procPoller.policy, procPoller.last, procPoller.frozen = NewPolicy(spin, WarmPark), 0, true
 	procPoller.mu.Unlock()
 	t.Cleanup(func() {
 		procPoller.mu.Lock()
-		procPoller.policy, procPoller.last = old, oldLast
+		procPoller.policy, procPoller.last, procPoller.frozen = old, oldLast, false
 		procPoller.mu.Unlock()
 	})
 }

@@ -342,13 +342,12 @@ func (r *Reader) ReadBatch(ctx context.Context, b []byte, sizes []int) (int, err
 		r.c.publishHead()
 	}()
 	for n < len(sizes) && !r.hasCur && !r.inMsg && r.pend == nil && !r.syncing && !r.skipping {
-		if m, ok := r.c.whole(min(r.MaxMessage, uint64(len(b)-off))); ok && !r.general {
-			copy(b[off:], m)
-			r.c.releaseWhole(len(m))
-			sizes[n] = len(m)
-			off += len(m)
-			n++
-			continue
+		if !r.general {
+			k, o := r.c.wholes(b, off, sizes[n:], r.MaxMessage)
+			n, off = n+k, o
+			if n == len(sizes) {
+				break
+			}
 		}
 		h, ok, err := r.c.peek()
 		if err != nil || !ok {

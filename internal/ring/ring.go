@@ -227,6 +227,51 @@ func (c *Consumer) whole(max uint64) ([]byte, bool) {
 	return c.r.data[off+hdrLen : off+hdrLen+n : off+hdrLen+n], true
 }
 
+// wholes copies the whole-message chunks at the read index into b from
+// off, back to back, and their lengths into sizes, while they come (a
+// refresh when it runs out) and fit (each at most max bytes, and in what
+// is left of b); it releases them as one (deferring or not, the caller
+// publishes the head) and returns how many it took and the new offset.
+// It is whole and releaseWhole in one loop, the indexes kept out of
+// memory, for ReadBatch: a stream of small messages pays this per
+// message. It stops at the first chunk of any other kind, which the
+// general path decides on.
+func (c *Consumer) wholes(b []byte, off int, sizes []int, max uint64) (int, int) {
+	head, tail := c.head, c.tail
+	data, mask, size := c.r.data, c.r.mask, c.r.size
+	n := 0
+	var bytes uint64
+	for n < len(sizes) {
+		if head == tail {
+			c.head = head
+			if c.refresh() != nil || c.tail == head {
+				break
+			}
+			tail = c.tail
+		}
+		o := head & mask
+		avail := min(tail-head, size-o)
+		if avail < hdrLen {
+			break
+		}
+		raw := binary.LittleEndian.Uint64(data[o:]) // one read, as in whole
+		l := raw & (1<<32 - 1)
+		if uint8(raw>>32)&flagsDefined != FlagBegin|FlagEnd || l > max || l > uint64(len(b)-off) || hdrLen+align8(l) > avail {
+			break
+		}
+		copy(b[off:], data[o+hdrLen:o+hdrLen+l])
+		sizes[n] = int(l)
+		off += int(l)
+		n++
+		bytes += l
+		head += hdrLen + align8(l)
+	}
+	c.head = head
+	c.Messages += uint64(n)
+	c.Bytes += bytes
+	return n, off
+}
+
 // releaseWhole releases the chunk that whole returned, of n payload bytes.
 func (c *Consumer) releaseWhole(n int) {
 	c.release(header{length: uint64(n), hlen: hdrLen})

@@ -48,16 +48,48 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs [][]byte) (int, error
 		p.batching = false
 		p.Flush()
 	}()
-	for i, m := range msgs {
-		if p.appendWhole(m) {
+	for i := 0; i < len(msgs); {
+		if k := p.appendWholes(msgs[i:]); k > 0 {
 			p.unpublished = true
+			i += k
 			continue
 		}
-		if err := p.WriteMessage(ctx, m); err != nil {
+		if err := p.WriteMessage(ctx, msgs[i]); err != nil {
 			return i, err
 		}
+		i++
 	}
 	return len(msgs), nil
+}
+
+// appendWholes writes the leading messages of msgs that appendWhole would
+// take, in one loop with the indexes kept out of memory (a stream of small
+// messages pays this per message), and returns how many it wrote.
+func (p *Producer) appendWholes(msgs [][]byte) int {
+	if p.pendingAbort || p.general {
+		return 0
+	}
+	tail, data, mask, size := p.tail, p.r.data, p.r.mask, p.r.size
+	free := p.free()
+	var bytes uint64
+	i := 0
+	for ; i < len(msgs); i++ {
+		m := msgs[i]
+		full := hdrLen + align8(uint64(len(m)))
+		off := tail & mask
+		if len(m) >= ntMin || full > size/2 || full > free || full > size-off {
+			break
+		}
+		binary.LittleEndian.PutUint64(data[off:], uint64(len(m))|(FlagBegin|FlagEnd)<<32)
+		copy(data[off+hdrLen:off+full], m)
+		tail += full
+		free -= full
+		bytes += uint64(len(m))
+	}
+	p.tail = tail
+	p.Messages += uint64(i)
+	p.Bytes += bytes
+	return i
 }
 
 // appendWhole writes a small message as writeSmall would, if it fits

@@ -49,6 +49,17 @@ type Config struct {
 	// altogether. Default 100µs (see docs/wakeup.md).
 	SpinTime time.Duration
 
+	// NoPoller keeps this link's waits out of the process's poller (see
+	// SpinTime) and leaves its spinning as it is: a wait that would go to
+	// the poller sleeps at once. The poller's thread does not sleep while
+	// it holds waits, so on a CPU that is saturated it is preempted for
+	// whole time slices, and the waits it holds with it. Measured here
+	// (docs/wakeup.md), net/http with 32 requests in flight on two vCPUs
+	// had, with the poller, a 5× lower median latency and a 2× higher 99th
+	// percentile than without, at the same rate: set NoPoller where the
+	// tail counts more than the median.
+	NoPoller bool
+
 	// Wait makes Dial wait for a server that is not listening yet, until
 	// its context ends, and connect as soon as one appears (the socket
 	// directory is watched with inotify). Without it, Dial to a missing
@@ -173,6 +184,7 @@ func (c *Config) resolve() (Config, error) {
 		r.HandshakeTimeout = c.HandshakeTimeout
 	}
 	r.Wait = c.Wait
+	r.NoPoller = c.NoPoller
 	r.FailFast = c.FailFast
 	r.MaxClients = c.MaxClients
 	r.Logger = c.Logger

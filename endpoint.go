@@ -92,8 +92,10 @@ func newEndpoint(cfg Config, seg *sys.Segment, layout ring.Layout, server bool,
 	ep.wwait = wake.NewWaiter(spaceBell, cfg.SpinTime, wr, &ep.rung)
 	ep.rwait.OnSleep = func() { ep.publishStats(true) }
 	ep.wwait.OnSleep = func() { ep.publishStats(false) }
-	ep.rwait.PollWith(cons.Ready)
-	ep.wwait.PollWith(ep.spaceReady)
+	if !cfg.NoPoller {
+		ep.rwait.PollWith(cons.Ready)
+		ep.wwait.PollWith(ep.spaceReady)
+	}
 	dataBell.OnHostile(ep.blockedRing)
 	spaceBell.OnHostile(ep.blockedRing)
 	if server && wr.Written() > 0 {

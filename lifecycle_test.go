@@ -91,3 +91,35 @@ func TestNoSpuriousRings(t *testing.T) {
 		t.Fatalf("got %q, %v", m, err)
 	}
 }
+
+// TestNoPoller: Config.NoPoller keeps both directions of a link out of the
+// process's poller, on the side that set it only.
+func TestNoPoller(t *testing.T) {
+	linkDir(t)
+	l, err := Listen("nopoller", &Config{NoPoller: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dialed := make(chan *Conn, 1)
+	go func() {
+		c, err := Dial(context.Background(), "nopoller", nil)
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- c
+	}()
+	srv := acceptTest(t, l)
+	defer srv.Close()
+	cl := <-dialed
+	if cl == nil {
+		t.FailNow()
+	}
+	defer cl.Close()
+	if srv.ep.rwait.Polls() || srv.ep.wwait.Polls() {
+		t.Error("a NoPoller link's waits go to the poller")
+	}
+	if !cl.ep.rwait.Polls() || !cl.ep.wwait.Polls() {
+		t.Error("a default link's waits do not go to the poller")
+	}
+}

@@ -46,9 +46,9 @@ import (
 
 const usage = `usage:
   grpc                                  start a server process and call it
-  grpc server [--addr A] [--spin D]
+  grpc server [--addr A] [--spin D] [--no-poller]
   grpc client [--addr A] [TEXT...]      check health, echo each text, stream a count
-  grpc bench  [--rounds N] [--duration D] [--inflight 1,32] [--spin D]
+  grpc bench  [--rounds N] [--duration D] [--inflight 1,32] [--spin D] [--no-poller]
 A is a link name, host:port (TCP) or unix:PATH; default "grpc-example"`
 
 func main() {
@@ -176,6 +176,7 @@ func serveCommand(args []string) error {
 	cmdline.Flags(usage, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", addr, "where to listen")
 		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
+		fs.BoolVar(&cfg.NoPoller, "no-poller", false, "the links' Config.NoPoller")
 	})
 	ctx, stop := serverproc.StopContext()
 	defer stop()

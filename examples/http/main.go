@@ -44,9 +44,9 @@ import (
 
 const usage = `usage:
   http                                   start a server process and talk to it
-  http server [--addr A] [--write-timeout D] [--h2c] [--spin D]
+  http server [--addr A] [--write-timeout D] [--h2c] [--spin D] [--no-poller]
   http client [--addr A] [--h2c] [PATH...]   GET each path, print the answer
-  http bench  [--rounds N] [--duration D] [--inflight 1,32] [--spin D]
+  http bench  [--rounds N] [--duration D] [--inflight 1,32] [--spin D] [--no-poller]
 A is a link name, host:port (TCP) or unix:PATH; default "http-example"`
 
 func main() {
@@ -65,6 +65,7 @@ func serveCommand(args []string) error {
 	cmdline.Flags(usage, args, func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", addr, "where to listen")
 		fs.DurationVar(&cfg.SpinTime, "spin", 0, "the links' Config.SpinTime (default: the library's)")
+		fs.BoolVar(&cfg.NoPoller, "no-poller", false, "the links' Config.NoPoller")
 		fs.DurationVar(&writeTimeout, "write-timeout", 0, "http.Server.WriteTimeout")
 		fs.BoolVar(&h2c, "h2c", false, "also serve HTTP/2 without TLS (prior knowledge)")
 	})

@@ -61,6 +61,9 @@ type Waiter struct {
 // (set once, so that no wait allocates a condition for the poller).
 func (w *Waiter) PollWith(ready func() (bool, error)) { w.pollReady = ready }
 
+// Polls reports whether this waiter's waits may go to the poller.
+func (w *Waiter) Polls() bool { return w.pollReady != nil }
+
 // NewWaiter returns a waiter that spins at most spin (not at all if spin
 // <= 0), as its Policy decides, then announces sleep through end and parks
 // on bell. rung, if not nil, is the count of the peer's doorbells this

@@ -50,6 +50,9 @@ type Options struct {
 	// Spin, if not 0, is the links' Config.SpinTime on both sides: the
 	// servers are started with --spin.
 	Spin time.Duration
+	// NoPoller sets the links' Config.NoPoller on both sides: the servers
+	// are started with --no-poller.
+	NoPoller bool
 }
 
 // Command is a bench command: it takes its options from args (usage says
@@ -68,6 +71,7 @@ func (o *Options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.Rounds, "rounds", 5, "measurements of each transport")
 	fs.DurationVar(&o.Duration, "duration", 500*time.Millisecond, "length of one measurement")
 	fs.DurationVar(&o.Spin, "spin", 0, "shmlink's Config.SpinTime on both sides, negative for none (default: the library's)")
+	fs.BoolVar(&o.NoPoller, "no-poller", false, "shmlink's Config.NoPoller on both sides")
 	fs.Func("inflight", "comma-separated numbers of requests in flight (default 1,32)", func(s string) error {
 		o.InFlight = nil
 		for _, f := range strings.Split(s, ",") {
@@ -115,9 +119,14 @@ func Run(o Options) (_ []Result, err error) {
 	}
 	var cfg *shmlink.Config
 	var extra []string
+	if o.Spin != 0 || o.NoPoller {
+		cfg = &shmlink.Config{SpinTime: o.Spin, NoPoller: o.NoPoller}
+	}
 	if o.Spin != 0 {
-		cfg = &shmlink.Config{SpinTime: o.Spin}
-		extra = []string{"--spin", o.Spin.String()}
+		extra = append(extra, "--spin", o.Spin.String())
+	}
+	if o.NoPoller {
+		extra = append(extra, "--no-poller")
 	}
 	clients := map[string]map[int]Client{}
 	for _, tr := range transports {
@@ -228,6 +237,9 @@ func Print(w io.Writer, o Options, rs []Result) error {
 		spin = "no spin"
 	case o.Spin > 0:
 		spin = "spin " + o.Spin.String()
+	}
+	if o.NoPoller {
+		spin += ", no poller"
 	}
 	fmt.Fprintf(w, "%s: %d rounds of %v per measurement; shmlink rings of %d MiB, %s; server in a child process\n\n",
 		o.What, o.Rounds, o.Duration, shmlink.DefaultRingSize>>20, spin)

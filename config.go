@@ -38,7 +38,8 @@ type Config struct {
 	// or this process has goroutines waiting for a processor: the spin
 	// would take the CPU they need.
 	//
-	// A wait that would go to sleep goes first to the process's poller:
+	// A wait that would go to sleep goes first to the process's poller
+	// (unless NoPoller):
 	// one goroutine that polls, for every such wait of the process, the
 	// rings they wait for, and hands each its message as it comes, without
 	// the peer having to ring (many links busy at once thus cost no system
@@ -49,9 +50,10 @@ type Config struct {
 	// altogether. Default 100µs (see docs/wakeup.md).
 	SpinTime time.Duration
 
-	// NoPoller keeps this link's waits out of the process's poller (see
-	// SpinTime) and leaves its spinning as it is: a wait that would go to
-	// the poller sleeps at once. The poller's thread does not sleep while
+	// NoPoller keeps this side's waits on the link out of its process's
+	// poller (see SpinTime) and leaves its spinning as it is: a wait that
+	// would go to the poller sleeps at once. It is not negotiated: the
+	// peer's waits follow the peer's Config. The poller's thread does not sleep while
 	// it holds waits, so on a CPU that is saturated it is preempted for
 	// whole time slices, and the waits it holds with it. Measured here
 	// (docs/wakeup.md), net/http with 32 requests in flight on two vCPUs

@@ -632,11 +632,11 @@ func TestWholeAtEnd(t *testing.T) {
 	}
 }
 
-// TestAbortOwedWithRoom: a streamed message cut off part-way, then
-// room made by the reader, then a small message: the ABORT owed must come
-// before it, on the short path too (appendWhole's pendingAbort check),
-// which TestAbortedMessageDropped, with its ring still full, never takes.
-func TestAbortOwedWithRoom(t *testing.T) {
+// cutOffWithRoom returns a ring pair whose producer cut off a streamed
+// message part-way (it owes an ABORT) and whose reader then took all that
+// was published of it, leaving the ring empty.
+func cutOffWithRoom(t *testing.T) (*Producer, *Reader) {
+	t.Helper()
 	p, rd := pair(t, 4096)
 	stop := errors.New("stop")
 	p.w.(*testWaiter).space = func(uint64) error { return stop }
@@ -644,7 +644,6 @@ func TestAbortOwedWithRoom(t *testing.T) {
 		t.Fatalf("WriteMessage = %v", err)
 	}
 	p.w.(*testWaiter).space = nil
-	// The reader takes what was published of the cut-off message.
 	buf := make([]byte, 10000)
 	for p.head != p.tail {
 		if n, err := rd.Read(bg, buf); err != nil || n == 0 {
@@ -654,6 +653,15 @@ func TestAbortOwedWithRoom(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return p, rd
+}
+
+// TestAbortOwedWithRoom: a streamed message cut off part-way, then
+// room made by the reader, then a small message: the ABORT owed must come
+// before it, on the short path too (appendWhole's pendingAbort check),
+// which TestAbortedMessageDropped, with its ring still full, never takes.
+func TestAbortOwedWithRoom(t *testing.T) {
+	p, rd := cutOffWithRoom(t)
 	if err := p.WriteMessage(bg, message(9, 50)); err != nil {
 		t.Fatal(err)
 	}

@@ -46,13 +46,7 @@ func BenchmarkSoftwareCost(b *testing.B) {
 			if err := cl.Flush(); err != nil {
 				b.Fatal(err)
 			}
-			for got := 0; got < len(batch); {
-				k, err := srv.ReadMessagesInto(buf, sizes)
-				if err != nil {
-					b.Fatal(err)
-				}
-				got += k
-			}
+			readAll(b, srv, buf, sizes)
 		}
 	})
 	b.Run("batch", func(b *testing.B) {
@@ -61,13 +55,18 @@ func BenchmarkSoftwareCost(b *testing.B) {
 			if _, err := cl.WriteMessages(batch); err != nil {
 				b.Fatal(err)
 			}
-			for got := 0; got < len(batch); {
-				k, err := srv.ReadMessagesInto(buf, sizes)
-				if err != nil {
-					b.Fatal(err)
-				}
-				got += k
-			}
+			readAll(b, srv, buf, sizes)
 		}
 	})
+}
+
+// readAll reads len(sizes) messages from c with ReadMessagesInto.
+func readAll(b *testing.B, c *Conn, buf []byte, sizes []int) {
+	for got := 0; got < len(sizes); {
+		k, err := c.ReadMessagesInto(buf, sizes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += k
+	}
 }

@@ -61,7 +61,13 @@ func acceptTest(t testing.TB, l *Listener) *Conn {
 // between processes; the test closes both.
 func localPair(t testing.TB, name string) (client, server *Conn) {
 	t.Helper()
-	l, err := Listen(name, nil)
+	return localPairWith(t, name, nil, nil)
+}
+
+// localPairWith is localPair with the listener's and the dialer's Config.
+func localPairWith(t testing.TB, name string, listen, dial *Config) (client, server *Conn) {
+	t.Helper()
+	l, err := Listen(name, listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +76,7 @@ func localPair(t testing.TB, name string) (client, server *Conn) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		c, err := Dial(ctx, name, nil)
+		c, err := Dial(ctx, name, dial)
 		if err != nil {
 			t.Error(err)
 		}

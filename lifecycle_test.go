@@ -96,26 +96,7 @@ func TestNoSpuriousRings(t *testing.T) {
 // process's poller, on the side that set it only.
 func TestNoPoller(t *testing.T) {
 	linkDir(t)
-	l, err := Listen("nopoller", &Config{NoPoller: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dialed := make(chan *Conn, 1)
-	go func() {
-		c, err := Dial(context.Background(), "nopoller", nil)
-		if err != nil {
-			t.Error(err)
-		}
-		dialed <- c
-	}()
-	srv := acceptTest(t, l)
-	defer srv.Close()
-	cl := <-dialed
-	if cl == nil {
-		t.FailNow()
-	}
-	defer cl.Close()
+	cl, srv := localPairWith(t, "nopoller", &Config{NoPoller: true}, nil)
 	if srv.ep.rwait.Polls() || srv.ep.wwait.Polls() {
 		t.Error("a NoPoller link's waits go to the poller")
 	}

@@ -91,6 +91,7 @@ var (
 	_ interface {
 		Wait(deadline time.Time) error
 		Ring()
+		Nudge()
 		OnHostile(f func())
 		Handle() Handle
 		Close() error

@@ -2,10 +2,12 @@ package sys
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +27,11 @@ type Doorbell struct {
 	buf      [8]byte
 	ring     func() // d.Ring, made once
 	rg       ringer
+	// nudges counts Nudge's calls, each of which set a past deadline;
+	// setAt is the count when Wait last set its own, seen when a Wait
+	// last returned.
+	nudges      atomic.Uint64
+	setAt, seen uint64
 }
 
 // NewDoorbell makes a doorbell.
@@ -51,12 +58,29 @@ func NewDoorbell() (*Doorbell, error) {
 // Wait return at once, all of them together; the caller re-checks its
 // condition either way.
 func (d *Doorbell) Wait(deadline time.Time) error {
-	if !deadline.Equal(d.deadline) {
+	if n := d.nudges.Load(); n != d.setAt || !deadline.Equal(d.deadline) {
 		if err := d.f.SetReadDeadline(deadline); err != nil {
 			return err
 		}
-		d.deadline = deadline
+		d.deadline, d.setAt = deadline, n
 	}
+	// A nudge since the last wait returned is for this one, even if the
+	// deadline just set undid its own.
+	if n := d.nudges.Load(); n != d.seen {
+		d.seen = n
+		return nil
+	}
+	err := d.read(deadline)
+	if n := d.nudges.Load(); n != d.seen {
+		d.seen = n
+		if errors.Is(err, os.ErrDeadlineExceeded) && (deadline.IsZero() || time.Now().Before(deadline)) {
+			return nil // the past deadline was the nudge's
+		}
+	}
+	return err
+}
+
+func (d *Doorbell) read(deadline time.Time) error {
 	if deadline.IsZero() {
 		_, err := d.f.Read(d.buf[:])
 		return err
@@ -80,6 +104,20 @@ func (d *Doorbell) Ring() {
 		signal(d.rc)
 		d.rg.end()
 	}
+}
+
+// Nudge makes a Wait under way return now, or the next one at once,
+// without the runtime's poller thread. A ring reaches a parked waiter only
+// when the runtime polls the network, which it does when a processor has
+// nothing else to run, or every 10 ms (sysmon): in a process whose
+// processors never idle (a busy server, and our own poller keeps them
+// busy) a rung waiter could lie there for milliseconds. A past read
+// deadline readies the waiter at once, from the caller's goroutine; the
+// Wait returns nil, as for a ring, and the next one sets its own deadline
+// again.
+func (d *Doorbell) Nudge() {
+	d.nudges.Add(1)
+	_ = d.f.SetReadDeadline(time.Unix(1, 0))
 }
 
 // OnHostile makes f run, once, on another goroutine, if the peer is found

@@ -25,6 +25,7 @@ type Doorbell struct{}
 func NewDoorbell() (*Doorbell, error)  { return nil, ErrUnsupported }
 func (*Doorbell) Wait(time.Time) error { return ErrUnsupported }
 func (*Doorbell) Ring()                {}
+func (*Doorbell) Nudge()               {}
 func (*Doorbell) OnHostile(func())     {}
 func (*Doorbell) Handle() Handle       { return Handle{} }
 func (*Doorbell) Close() error         { return ErrUnsupported }

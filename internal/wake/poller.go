@@ -45,6 +45,12 @@ type poller struct {
 	// active is 1 while the goroutine polls (crowd.go leaves it out of
 	// the running goroutines).
 	active atomic.Int32
+	// sleepers are the parked waits it watches (sleepers.go), nextLook
+	// when it may look at them again (its goroutine's), nudged how many
+	// it nudged.
+	sleepers []*pollWait
+	nextLook int64
+	nudged   atomic.Uint64
 }
 
 // pollWait is one wait as the poller holds it; each Waiter has one.
@@ -65,6 +71,11 @@ type pollWait struct {
 	woken chan bool
 	// held bounds a wait's time in the poller (maxHold), made once.
 	held *time.Timer
+	// sleeping: parked and among the poller's sleepers, at slot; nudge
+	// wakes it there (its doorbell's Nudge).
+	sleeping bool
+	slot     int
+	nudge    func()
 }
 
 // newPollWait returns a wait's place in the poller, made once per Waiter.
@@ -239,6 +250,7 @@ func (p *poller) run() {
 		if hit {
 			lastHit = now
 		}
+		p.nudgeSleepers(now)
 
 		p.mu.Lock()
 		batch = append(batch[:0], p.waits...)

@@ -244,6 +244,10 @@ func TestPollerNeverPollsAfterLeave(t *testing.T) {
 		}
 		end := &flagEnd{}
 		w := polledWaiter(t, end, cond)
+		if g%2 == 1 {
+			// Never in the poller, but among its sleepers once parked.
+			w.warm.Cap, w.cold.Cap = 0, 0
+		}
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(g), 1))
 			for range waits {

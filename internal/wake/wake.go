@@ -71,6 +71,7 @@ func (w *Waiter) Polls() bool { return w.pollReady != nil }
 func NewWaiter(bell *sys.Doorbell, spin time.Duration, end Sleeper, rung *atomic.Uint64) Waiter {
 	w := Waiter{bell: bell, end: end, warm: NewPolicy(spin, WarmPark), cold: NewPolicy(spin, ColdPark),
 		rung: rung, crowded: newCrowded(), pw: newPollWait()}
+	w.pw.nudge = bell.Nudge
 	if rung != nil {
 		w.seenRung = rung.Load()
 	}
@@ -159,6 +160,11 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 	w.Sleeps++
 	if w.OnSleep != nil {
 		w.OnSleep()
+	}
+	if w.pollReady != nil {
+		// Parked, but watched by the poller while it runs (sleepers.go).
+		procPoller.watch(w.pw, w.pollReady)
+		defer procPoller.unwatch(w.pw)
 	}
 	err := w.bell.Wait(deadline())
 	p.Record(time.Duration(sys.Nanotime() - start))

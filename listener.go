@@ -275,6 +275,9 @@ func (l *Listener) handshake(ctl *sys.Conn) (_ *Conn, err error) {
 	if err := ctl.Send(welcome, ep.dataBell.Handle(), ep.spaceBell.Handle()); err != nil {
 		return nil, err
 	}
+	// The client, woken onto this CPU, would otherwise wait for all that
+	// follows here and in the application's Accept.
+	ctl.YieldToPeer()
 	// From here the connection is a link: it leaves the set that Close
 	// cuts off before its deadline is cleared, so that a Close cannot set
 	// a past one on it afterwards (one it set before is cleared here). A

@@ -107,6 +107,7 @@ var (
 		PeerCred() (Cred, error)
 		SetDeadline(t time.Time) error
 		CloseWrite() error
+		YieldToPeer()
 		Close() error
 	} = (*Conn)(nil)
 	_ interface {

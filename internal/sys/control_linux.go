@@ -97,6 +97,16 @@ func (c *Conn) Send(b []byte, hs ...Handle) error {
 	return err
 }
 
+// YieldToPeer gives this thread's CPU away for a moment, after a Send that
+// the peer was waiting for. A unix socket wakes its reader with the hint
+// that the writer is about to sleep, so the kernel runs the reader on the
+// writer's CPU, and only once the writer sleeps or its time slice ends: a
+// server that went on with its own work after the welcome (making the
+// Conn, the application's Accept, its first read) kept a client it had
+// just answered waiting 50-70 µs (docs/wakeup.md, Dial). sched_yield lets
+// the reader run now.
+func (c *Conn) YieldToPeer() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+
 // Recv reads one packet into b and returns its length and the handles it
 // carried, at most maxHandles: a packet with more is refused with
 // ErrTooManyHandles and every handle in it closed. End of stream is

@@ -274,6 +274,10 @@ func (c *Conn) writeFile(pkt []byte) error {
 	return nil
 }
 
+// YieldToPeer does nothing here: the Linux socket's wake-up of a reader on
+// the writer's CPU, which it is for, has not been measured on Windows.
+func (c *Conn) YieldToPeer() {}
+
 // Recv reads one packet into b and returns its length and the handles it
 // carried, at most maxHandles: a packet with more is refused with
 // ErrTooManyHandles, and none of them is taken. A handle that cannot be

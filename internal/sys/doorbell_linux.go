@@ -31,6 +31,7 @@ type Doorbell struct {
 	// setAt is the count when Wait last set its own, seen when a Wait
 	// last returned.
 	nudges      atomic.Uint64
+	nudged      atomic.Uint64 // nudges whose past deadline is set
 	setAt, seen uint64
 }
 
@@ -58,7 +59,9 @@ func NewDoorbell() (*Doorbell, error) {
 // Wait return at once, all of them together; the caller re-checks its
 // condition either way.
 func (d *Doorbell) Wait(deadline time.Time) error {
-	if n := d.nudges.Load(); n != d.setAt || !deadline.Equal(d.deadline) {
+	// setAt counts only nudges whose past deadline is set: one counted in
+	// nudges but not yet in nudged may land after ours.
+	if n := d.nudged.Load(); n != d.setAt || !deadline.Equal(d.deadline) {
 		if err := d.f.SetReadDeadline(deadline); err != nil {
 			return err
 		}
@@ -118,6 +121,7 @@ func (d *Doorbell) Ring() {
 func (d *Doorbell) Nudge() {
 	d.nudges.Add(1)
 	_ = d.f.SetReadDeadline(time.Unix(1, 0))
+	d.nudged.Add(1)
 }
 
 // OnHostile makes f run, once, on another goroutine, if the peer is found

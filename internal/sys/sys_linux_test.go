@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -655,5 +656,77 @@ func TestRingWatchIdle(t *testing.T) {
 	watch.mu.Unlock()
 	if n != 0 || running {
 		t.Errorf("after the last close: %d watched, timer running %v; want none and stopped", n, running)
+	}
+}
+
+// TestNudgeInterleaving: a whole Wait between Nudge's count and its past
+// deadline must not leave that deadline in force for the waits after it
+// (they would return at once, and a parked wait would spin).
+func TestNudgeInterleaving(t *testing.T) {
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.nudges.Add(1) // Nudge, first step
+	if err := d.Wait(time.Time{}); err != nil {
+		t.Fatalf("nudged wait: %v", err)
+	}
+	_ = d.f.SetReadDeadline(time.Unix(1, 0)) // Nudge, the rest
+	d.nudged.Add(1)
+	for i := range 3 {
+		done := make(chan error, 1)
+		go func() { done <- d.Wait(time.Time{}) }()
+		select {
+		case err := <-done:
+			t.Fatalf("wait %d after the nudge, no deadline, no ring: %v at once", i, err)
+		case <-time.After(50 * time.Millisecond): // it blocks, as it should
+			d.Ring()
+			<-done
+		}
+	}
+}
+
+// TestNudgeStress: nudges that land next to a Wait's start, at varying
+// offsets, never leave a later Wait failing with a ring pending.
+func TestNudgeStress(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two processors")
+	}
+	d, err := NewDoorbell()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var start, nudged, delay atomic.Int64
+	quit := make(chan struct{})
+	defer close(quit)
+	go func() {
+		for r := int64(1); ; r++ {
+			for start.Load() < r {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+			}
+			for range delay.Load() {
+			}
+			d.Nudge()
+			nudged.Store(r)
+		}
+	}()
+	for r, end := int64(1), time.Now().Add(2*time.Second); time.Now().Before(end); r++ {
+		delay.Store(r % 200)
+		start.Store(r)
+		if err := d.Wait(time.Time{}); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+		for nudged.Load() < r {
+		}
+		d.Ring()
+		if err := d.Wait(time.Time{}); err != nil {
+			t.Fatalf("round %d: wait with no deadline and a ring pending: %v", r, err)
+		}
 	}
 }

@@ -45,10 +45,12 @@ type poller struct {
 	// active is 1 while the goroutine polls (crowd.go leaves it out of
 	// the running goroutines).
 	active atomic.Int32
-	// sleepers are the parked waits it watches (sleepers.go), nextLook
-	// when it may look at them again (its goroutine's), nudged how many
-	// it nudged.
+	// sleepers are the parked waits it watches (sleepers.go), under
+	// their own lock; lookAt is where its next look starts, nextLook when
+	// that may be (both its goroutine's), nudged how many it nudged.
+	sleepMu  sync.Mutex
 	sleepers []*pollWait
+	lookAt   int
 	nextLook int64
 	nudged   atomic.Uint64
 }
@@ -71,11 +73,13 @@ type pollWait struct {
 	woken chan bool
 	// held bounds a wait's time in the poller (maxHold), made once.
 	held *time.Timer
-	// sleeping: parked and among the poller's sleepers, at slot; nudge
-	// wakes it there (its doorbell's Nudge).
-	sleeping bool
-	slot     int
-	nudge    func()
+	// sleeping: parked and among the poller's sleepers, at slot, with
+	// sleepReady its condition; nudge wakes it there (its doorbell's
+	// Nudge). Under p.sleepMu, not p.mu.
+	sleeping   bool
+	slot       int
+	sleepReady func() (bool, error)
+	nudge      func()
 }
 
 // newPollWait returns a wait's place in the poller, made once per Waiter.

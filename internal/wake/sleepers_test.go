@@ -2,6 +2,8 @@ package wake
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,8 +21,8 @@ func sleeper(t *testing.T, end *flagEnd) (*Waiter, *atomic.Bool) {
 
 // watched reports whether w's wait is among the poller's sleepers.
 func watched(w *Waiter) bool {
-	procPoller.mu.Lock()
-	defer procPoller.mu.Unlock()
+	procPoller.sleepMu.Lock()
+	defer procPoller.sleepMu.Unlock()
 	return w.pw.sleeping
 }
 
@@ -73,8 +75,104 @@ func TestPollerNudgesSleepers(t *testing.T) {
 	}
 }
 
-// BenchmarkLookAtSleepers: one look of the poller at a thousand sleepers
-// whose conditions are false (ns/op over a thousand is the cost of one).
+// TestSleeperConditionEndsBeforeReturn: a parked wait that is rung while
+// the poller is inside its condition returns only once that call is over:
+// the condition reads the ring, which its link unmaps once the wait has
+// returned and the link closes.
+func TestSleeperConditionEndsBeforeReturn(t *testing.T) {
+	freshPoller(t, time.Hour)
+	keep := polledWaiter(t, &flagEnd{}, never)
+	keepDone := make(chan struct{})
+	go func() { defer close(keepDone); keep.Wait(context.Background(), noDeadline, never, noStop) }()
+	defer func() { keep.Interrupt(); <-keepDone }()
+	until(func() bool { return inPoller(keep) })
+
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	w := NewWaiter(newBell(t), -1, &flagEnd{}, nil)
+	w.PollWith(func() (bool, error) {
+		if armed.CompareAndSwap(true, false) { // the poller's call
+			close(entered)
+			<-release
+		}
+		return false, nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- w.Wait(context.Background(), noDeadline, never, noStop) }()
+	until(func() bool { return watched(&w) })
+	armed.Store(true)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the poller never looked at the sleeper")
+	}
+	w.bell.Ring()
+	blocked := func() bool { // the woken wait, held in unwatch
+		buf := make([]byte, 1<<20)
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "(*poller).unwatch") && strings.Contains(g, "[sync.Mutex.Lock") {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !blocked(); runtime.Gosched() {
+		select {
+		case <-done:
+			close(release)
+			t.Fatal("a woken wait returned while the poller was inside its condition")
+		default:
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			<-done
+			t.Fatal("the woken wait never reached unwatch")
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLookGoesRound: a look reads at most lookMost sleepers, and the next
+// ones start where it stopped, so that with many sleepers every one is
+// read within a few looks, and a ready one is nudged once.
+func TestLookGoesRound(t *testing.T) {
+	var p poller
+	const n = 2*lookMost + lookMost/2
+	var reads atomic.Int64
+	ready := make([]bool, n)
+	nudged := make([]int, n)
+	for i := range n {
+		pw := newPollWait()
+		pw.nudge = func() { nudged[i]++ }
+		p.watch(pw, func() (bool, error) { reads.Add(1); return ready[i], nil })
+	}
+	for i := range n {
+		ready[i] = i%3 == 0
+	}
+	for look := 1; look <= 3; look++ {
+		p.nextLook = 0 // always time for a look
+		before := reads.Load()
+		p.nudgeSleepers(1)
+		if r := reads.Load() - before; r > lookMost {
+			t.Fatalf("look %d read %d sleepers, want at most %d", look, r, lookMost)
+		}
+	}
+	for i := range n {
+		if want := map[bool]int{true: 1}[ready[i]]; nudged[i] != want {
+			t.Errorf("sleeper %d (ready %v) nudged %d times after three looks, want %d", i, ready[i], nudged[i], want)
+		}
+	}
+	if len(p.sleepers) != n-(n+2)/3 {
+		t.Errorf("%d sleepers left, want the %d not ready", len(p.sleepers), n-(n+2)/3)
+	}
+}
+
+// BenchmarkLookAtSleepers: looks of the poller at a thousand sleepers
+// whose conditions are false; ns/sleeper is the cost of reading one.
 func BenchmarkLookAtSleepers(b *testing.B) {
 	var p poller
 	flags := make([]atomic.Uint64, 1000*8) // one cache line each
@@ -82,9 +180,9 @@ func BenchmarkLookAtSleepers(b *testing.B) {
 		f := &flags[i*8]
 		p.watch(newPollWait(), func() (bool, error) { return f.Load() != 0, nil })
 	}
-	now := int64(0)
 	for b.Loop() {
-		now += 1 << 40 // always time for a look
-		p.nudgeSleepers(now)
+		p.nextLook = 0 // always time for a look
+		p.nudgeSleepers(1)
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*min(lookMost, 1000)), "ns/sleeper")
 }

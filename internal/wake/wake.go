@@ -59,8 +59,9 @@ type Waiter struct {
 // PollWith lets this waiter's waits go to the process's poller, which
 // polls ready for them: it must say what the ready of every Wait says
 // (set once, so that no wait allocates a condition for the poller). The
-// poller calls it for parked waits under its lock (sleepers.go), so it
-// must only read: an Interrupt from inside it would deadlock.
+// poller calls it for parked waits under the lock that their wakes
+// take to leave its watch (sleepers.go), so it must only read, and
+// return soon.
 func (w *Waiter) PollWith(ready func() (bool, error)) { w.pollReady = ready }
 
 // Polls reports whether this waiter's waits may go to the poller.

@@ -57,6 +57,8 @@ type poller struct {
 
 // pollWait is one wait as the poller holds it; each Waiter has one.
 type pollWait struct {
+	// ready is the Waiter's condition (PollWith), which the poller calls
+	// for it, in its hold or parked.
 	ready func() (bool, error)
 	// deadline is in unix nanoseconds, 0 for none: on the clock the
 	// caller checks it by (time.Now), which on Windows moves in steps of
@@ -73,13 +75,11 @@ type pollWait struct {
 	woken chan bool
 	// held bounds a wait's time in the poller (maxHold), made once.
 	held *time.Timer
-	// sleeping: parked and among the poller's sleepers, at slot, with
-	// sleepReady its condition; nudge wakes it there (its doorbell's
-	// Nudge). Under p.sleepMu, not p.mu.
-	sleeping   bool
-	slot       int
-	sleepReady func() (bool, error)
-	nudge      func()
+	// sleeping: parked and among the poller's sleepers, at slot; nudge
+	// wakes it there (its doorbell's Nudge). Under p.sleepMu, not p.mu.
+	sleeping bool
+	slot     int
+	nudge    func()
 }
 
 // newPollWait returns a wait's place in the poller, made once per Waiter.

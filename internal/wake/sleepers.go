@@ -17,8 +17,9 @@ package wake
 //
 // The sleepers have their own lock, and a look reads at most lookMost of
 // them, going round: with ten thousand idle links a whole look under the
-// poller's lock took half a millisecond (peaks of 6 ms, cold pages), and
-// held up every wait of the process that entered or left the poller.
+// poller's lock took hundreds of microseconds (peaks of milliseconds,
+// cold pages), and held up every wait of the process that entered or
+// left the poller.
 //
 // A nudge never replaces the peer's ring: a wait parks only after it
 // raised its sleeping flag and found its condition false, so a peer that
@@ -41,12 +42,12 @@ const (
 	lookMost     = 256 // sleepers read per look, at most
 )
 
-// watch puts pw among the sleepers until unwatch. ready is the wait's
-// condition (as for the poller: it must not be called once the wait has
-// left, which unwatch ensures).
-func (p *poller) watch(pw *pollWait, ready func() (bool, error)) {
+// watch puts pw among the sleepers until unwatch. Its condition, as in the
+// poller, must not be called once the wait has left, which unwatch
+// ensures.
+func (p *poller) watch(pw *pollWait) {
 	p.sleepMu.Lock()
-	pw.sleepReady, pw.sleeping, pw.slot = ready, true, len(p.sleepers)
+	pw.sleeping, pw.slot = true, len(p.sleepers)
 	p.sleepers = append(p.sleepers, pw)
 	p.sleepMu.Unlock()
 }
@@ -68,7 +69,7 @@ func (p *poller) dropSleeper(pw *pollWait) {
 	p.sleepers[pw.slot], moved.slot = moved, pw.slot
 	p.sleepers[last] = nil
 	p.sleepers = p.sleepers[:last]
-	pw.sleeping, pw.sleepReady = false, nil
+	pw.sleeping = false
 }
 
 // nudgeSleepers nudges, and takes out, each sleeper whose condition holds
@@ -93,7 +94,7 @@ func (p *poller) nudgeSleepers(now int64) {
 			p.lookAt = 0
 		}
 		pw := p.sleepers[p.lookAt]
-		if ok, err := pw.sleepReady(); ok || err != nil {
+		if ok, err := pw.ready(); ok || err != nil {
 			p.dropSleeper(pw)
 			pw.nudge()
 			p.nudged.Add(1)

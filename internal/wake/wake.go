@@ -46,14 +46,13 @@ type Waiter struct {
 	// sleep rather than once per wait, and they show a blocked operation
 	// as blocked.
 	OnSleep func()
-	// pw is this waiter's place in the process's poller (poller.go);
-	// polled is 1 from just before a wait's last look at stop until it
-	// is out of the poller again: Interrupt must then reach it there.
-	// (Atomic functions rather than an atomic.Int32, so that NewWaiter can
-	// return a value.)
-	pw        *pollWait
-	polled    int32
-	pollReady func() (bool, error) // PollWith's; nil: no poller
+	// pw is this waiter's place in the process's poller (poller.go),
+	// pw.ready PollWith's condition (nil: no poller); polled is 1 from
+	// just before a wait's last look at stop until it is out of the
+	// poller again: Interrupt must then reach it there. (Atomic functions
+	// rather than an atomic.Int32, so that NewWaiter can return a value.)
+	pw     *pollWait
+	polled int32
 }
 
 // PollWith lets this waiter's waits go to the process's poller, which
@@ -62,10 +61,10 @@ type Waiter struct {
 // poller calls it for parked waits under the lock that their wakes
 // take to leave its watch (sleepers.go), so it must only read, and
 // return soon.
-func (w *Waiter) PollWith(ready func() (bool, error)) { w.pollReady = ready }
+func (w *Waiter) PollWith(ready func() (bool, error)) { w.pw.ready = ready }
 
 // Polls reports whether this waiter's waits may go to the poller.
-func (w *Waiter) Polls() bool { return w.pollReady != nil }
+func (w *Waiter) Polls() bool { return w.pw.ready != nil }
 
 // NewWaiter returns a waiter that spins at most spin (not at all if spin
 // <= 0), as its Policy decides, then announces sleep through end and parks
@@ -121,7 +120,7 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 	// The poller is for waits that could not spin: the CPU was crowded
 	// (many links busy at once), or spinning stopped paying for this link.
 	// One that spun its budget through parks, as before the poller.
-	pollable := w.pollReady != nil && p.Spins()
+	pollable := w.pw.ready != nil && p.Spins()
 	if budget := p.Budget(); budget > 0 {
 		ok, crowded, err := w.spin(start, budget, ready)
 		if ok || err != nil {
@@ -164,9 +163,9 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 	if w.OnSleep != nil {
 		w.OnSleep()
 	}
-	if w.pollReady != nil {
+	if w.pw.ready != nil {
 		// Parked, but watched by the poller while it runs (sleepers.go).
-		procPoller.watch(w.pw, w.pollReady)
+		procPoller.watch(w.pw)
 		defer procPoller.unwatch(w.pw)
 	}
 	err := w.bell.Wait(deadline())
@@ -190,7 +189,7 @@ func (w *Waiter) poll(ctx context.Context, deadline func() time.Time, stop func(
 	if err := stop(); err != nil {
 		return false, err
 	}
-	pw.ready, pw.cap, pw.deadline = w.pollReady, w.warm.Cap, 0
+	pw.cap, pw.deadline = w.warm.Cap, 0
 	if dl := deadline(); !dl.IsZero() {
 		pw.deadline = dl.UnixNano()
 	}

@@ -133,6 +133,7 @@ func (p *Producer) Awake() { p.r.ctl.writerSleeping.Store(0) }
 // re-reads the tail, one of the two always sees the other (no lost wake-up).
 func (p *Producer) publish() {
 	p.unpublished = false
+	raceReleaseMerge()
 	p.r.ctl.tail.Store(p.tail)
 	if p.r.ctl.readerSleeping.Load() != 0 && p.r.ctl.readerSleeping.Swap(0) != 0 {
 		p.Wakeups++
@@ -176,6 +177,9 @@ func (c *Consumer) refresh() error {
 	t := c.r.ctl.tail.Load()
 	if t < c.tail || t-c.head > c.r.size || t%align != 0 {
 		return corruptf("producer index %d outside [%d, %d]", t, c.tail, c.head+c.r.size)
+	}
+	if t != c.tail {
+		raceAcquire()
 	}
 	c.tail = t
 	if used := t - c.head; used > c.HighWater {

@@ -36,7 +36,11 @@ full and at the end of each batch, larger ones go out from the sender's
 buffer. shmlink streams with one publish per batch: its messages up to
 1 KiB gathered as the buffered sockets gather theirs and sent with
 WriteMessages, larger ones written straight into the ring with
-BufferMessage; a round trip is a WriteMessage per message.
+BufferMessage; a round trip is a WriteMessage per message. The
+"shmlink-batch" rows (64 B and 4 KiB) stream as a program that has its
+messages in hand does: WriteMessages of 64 KiB of them at a time, passed by
+reference, with no gathering copy (the buffered sockets and the shmlink
+rows gather, so compare shmlink-batch with the limit).
 
 The limit rows have nothing of shmlink in them: "ping-pong" bounces one
 cache line between two processes, both spinning (its time says where the
@@ -342,8 +346,10 @@ writes: %s = a system call per message, as request/response needs;
 (messages over %s go from the sender's buffer); WriteMessages = shmlink's
 batch APIs, one publish per batch: messages up to 1 KiB gathered the same
 way for WriteMessages, larger ones BufferMessage'd straight into the ring
-(one WriteMessage per round trip). Every receiver parses each length prefix (shmlink:
-ReadMessageInto) and counts the messages.
+(one WriteMessage per round trip); batch in hand = WriteMessages of 64 KiB
+of messages by reference, no gathering copy. Every receiver parses each
+length prefix (shmlink: ReadMessageInto, or ReadMessagesInto up to 4 KiB)
+and counts the messages.
 limit rows: ping-pong = one cache line bounced between two processes, both
 spinning (its latency is the mean over 64 round trips); bare ring = a 4 MiB
 ring in shared memory, one copy in and one copy out per message behind a

@@ -51,7 +51,7 @@ func wantRows(works []bench.Workload, ts []*workload.Transport) []wantRow {
 			want = append(want, wantRow{w: w, name: bench.LimitMemcpy, isLimit: true})
 		}
 		for _, tr := range ts {
-			if !w.RoundTrip || !tr.Buffered {
+			if tr.Runs(w.Size, w.RoundTrip) {
 				want = append(want, wantRow{w, tr.Name, tr.Writes, tr.Buffered, false})
 			}
 		}

@@ -301,8 +301,6 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 		}
 		defer func() { closeAll([]*limits{lim}, &err) }()
 	}
-	// Round trips leave buffered transports out: a round trip flushes
-	// every message, so they would only repeat the plain ones.
 	cells := make([][]*cell, len(works))
 	total := 0
 	for i, w := range works {
@@ -310,7 +308,7 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 			cells[i] = lim.cells(w)
 		}
 		for j, tr := range o.Transports {
-			if !w.RoundTrip || !tr.Buffered {
+			if tr.Runs(w.Size, w.RoundTrip) {
 				r := transportRow(tr)
 				r.notMeasured = why[j]
 				cells[i] = append(cells[i], &cell{w: w, row: r, peer: peerOrNil(peers, j)})

@@ -39,6 +39,29 @@ func Shmlink(ring int) *workload.Transport {
 	return t
 }
 
+// BatchName names ShmlinkBatch's transport.
+const BatchName = Subject + "-batch"
+
+// ShmlinkBatch is Shmlink(ring) for a program that has its messages in
+// hand: a one-way stream hands them to WriteMessages by reference, as
+// many as a buffered socket gathers at once (workload.BatchWriter), with
+// no gathering copy. It has no round-trip row (Buffered: a round trip is a
+// WriteMessage, as Shmlink's), nor streams of messages over 4 KiB: for
+// those Shmlink's BufferMessage hands the ring one message at a time too.
+func ShmlinkBatch(ring int) *workload.Transport {
+	cfg := &shmlink.Config{RingSize: ring}
+	t := workload.PathTransport(BatchName,
+		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
+		(*shmlink.Listener).AcceptConn,
+		func(path string) (*shmlink.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return shmlink.Dial(ctx, path, cfg)
+		})
+	t.Writes, t.Buffered, t.StreamsUpTo = "batch in hand", true, workload.CopyMax
+	return t
+}
+
 // batchConn gathers the small messages of a batch, as a buffered socket
 // does, and sends them with one WriteMessages when the driver flushes (at
 // the end of a batch, after a message that must be answered) or when
@@ -47,11 +70,24 @@ func Shmlink(ring int) *workload.Transport {
 // published with the rest (BufferMessage publishes every 64 KiB by itself,
 // as a buffered socket writes a full buffer): copying it into the batch
 // first would cost more than BufferMessage's lock.
+//
+// It holds the Conn rather than embedding it, so that it is not itself a
+// workload.BatchWriter: its driver hands it one message at a time.
 type batchConn struct {
-	*shmlink.Conn
+	c     *shmlink.Conn
 	arena []byte // the waiting messages' bytes; never grows
 	msgs  [][]byte
 }
+
+func (b *batchConn) ReadMessageInto(m []byte) (int, error) { return b.c.ReadMessageInto(m) }
+
+// ReadMessagesInto makes the peer's sink of small messages drain many per
+// call (workload.BatchReader).
+func (b *batchConn) ReadMessagesInto(m []byte, sizes []int) (int, error) {
+	return b.c.ReadMessagesInto(m, sizes)
+}
+
+func (b *batchConn) Close() error { return b.c.Close() }
 
 // gatherMax is the largest message batchConn gathers. Measured with
 // `shmlink bench`: BufferMessage is 0.6-0.7x gathering at 64 B, 1.3x at
@@ -62,7 +98,7 @@ func newBatchConn(c *shmlink.Conn, err error) (*batchConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &batchConn{Conn: c, arena: make([]byte, 0, workload.BufferSize)}, nil
+	return &batchConn{c: c, arena: make([]byte, 0, workload.BufferSize)}, nil
 }
 
 func (b *batchConn) WriteMessage(m []byte) error {
@@ -70,7 +106,7 @@ func (b *batchConn) WriteMessage(m []byte) error {
 		if err := b.sendGathered(); err != nil {
 			return err
 		}
-		return b.Conn.BufferMessage(m)
+		return b.c.BufferMessage(m)
 	}
 	if len(b.arena)+len(m) > cap(b.arena) {
 		if err := b.sendGathered(); err != nil {
@@ -86,7 +122,7 @@ func (b *batchConn) WriteMessage(m []byte) error {
 // Flush sends the waiting messages.
 func (b *batchConn) Flush() error {
 	if len(b.msgs) == 0 {
-		return b.Conn.Flush()
+		return b.c.Flush()
 	}
 	return b.sendGathered() // publishes what BufferMessage left too
 }
@@ -96,7 +132,7 @@ func (b *batchConn) sendGathered() error {
 	if len(b.msgs) == 0 {
 		return nil
 	}
-	_, err := b.Conn.WriteMessages(b.msgs)
+	_, err := b.c.WriteMessages(b.msgs)
 	b.msgs, b.arena = b.msgs[:0], b.arena[:0]
 	return err
 }
@@ -105,7 +141,7 @@ func (b *batchConn) sendGathered() error {
 // ring size, then this system's competitors (workload.Competitors): each
 // stream transport writing every message at once, then buffered.
 func Transports(ring int) []*workload.Transport {
-	return append([]*workload.Transport{Shmlink(ring)}, workload.Competitors...)
+	return append([]*workload.Transport{Shmlink(ring), ShmlinkBatch(ring)}, workload.Competitors...)
 }
 
 // SweepTransports are the transports of the idle and links sweeps:

@@ -25,6 +25,14 @@ type Flusher interface {
 	Flush() error
 }
 
+// BatchWriter is a Conn that can send a batch of messages in one call
+// (shmlink's WriteMessages). A one-way stream over it hands the messages
+// over a batch at a time, as a program that has a batch in hand would,
+// without gathering them into a buffer first.
+type BatchWriter interface {
+	WriteMessages(msgs [][]byte) (int, error)
+}
+
 // flushFunc returns c's Flush, or a no-op for a Conn that holds nothing back.
 func flushFunc(c Conn) func() error {
 	if f, ok := c.(Flusher); ok {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
+	"slices"
 	"testing"
 )
 
@@ -107,5 +109,76 @@ func TestStreamAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per two messages, want 0", allocs)
+	}
+}
+
+// batchRecorder is an unbuffered stream that takes batches, recording
+// their sizes.
+type batchRecorder struct {
+	Conn
+	batches []int
+}
+
+func (b *batchRecorder) WriteMessages(msgs [][]byte) (int, error) {
+	b.batches = append(b.batches, len(msgs))
+	for i, m := range msgs {
+		if err := b.WriteMessage(m); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
+}
+
+// TestOneWayBatches checks that a one-way stream over a BatchWriter hands
+// its messages over in batches of BufferSize bytes, at least one message
+// each, and that the peer gets them all.
+func TestOneWayBatches(t *testing.T) {
+	for _, c := range []struct {
+		size, n int
+		want    []int
+	}{
+		{64, 2500, []int{1024, 1024, 452}},
+		{CopyMax, 20, []int{16, 4}},
+		{1 << 20, 3, []int{1, 1, 1}},
+		{0, 3, []int{3}},
+	} {
+		a, b := net.Pipe()
+		rec := &batchRecorder{Conn: NewStream(a)}
+		served := make(chan error, 1)
+		go func() { served <- Serve(NewStream(b)) }()
+		d := NewDriver(rec)
+		if _, err := d.OneWay(c.size, c.n); err != nil {
+			t.Fatalf("%d messages of %d bytes: %v", c.n, c.size, err)
+		}
+		if err := d.quit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+		a.Close()
+		if !slices.Equal(rec.batches, c.want) {
+			t.Errorf("%d messages of %d bytes: batches %v, want %v", c.n, c.size, rec.batches, c.want)
+		}
+	}
+}
+
+// TestTransportRuns checks which workloads a transport takes part in.
+func TestTransportRuns(t *testing.T) {
+	plain, buffered := &Transport{}, &Transport{Buffered: true}
+	small := &Transport{Buffered: true, StreamsUpTo: CopyMax}
+	for _, c := range []struct {
+		t         *Transport
+		size      int
+		roundTrip bool
+		want      bool
+	}{
+		{plain, 64, true, true}, {plain, 1 << 20, false, true},
+		{buffered, 64, true, false}, {buffered, 1 << 20, false, true},
+		{small, 64, true, false}, {small, CopyMax, false, true}, {small, CopyMax + 1, false, false},
+	} {
+		if got := c.t.Runs(c.size, c.roundTrip); got != c.want {
+			t.Errorf("%+v.Runs(%d, %v) = %v, want %v", *c.t, c.size, c.roundTrip, got, c.want)
+		}
 	}
 }

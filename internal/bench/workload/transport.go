@@ -17,11 +17,25 @@ type Transport struct {
 	// batch. A round trip, which must flush every message, cannot gain from
 	// that, so round trips leave them out.
 	Buffered bool
+	// StreamsUpTo, if not 0, leaves the transport out of one-way streams
+	// of larger messages, where it would only repeat another.
+	StreamsUpTo int
 	// Listen prepares this process's end; dir is a private temporary
 	// directory for socket files.
 	Listen func(dir string) (*Endpoint, error)
 	// Dial connects, in the peer process, to the Endpoint's Addr.
 	Dial func(addr string) (Conn, error)
+}
+
+// Runs reports whether a run measures the transport with this workload:
+// round trips leave Buffered transports out (a round trip flushes every
+// message, so they would only repeat the plain ones), and streams leave
+// out a transport whose StreamsUpTo their messages exceed.
+func (t *Transport) Runs(size int, roundTrip bool) bool {
+	if roundTrip {
+		return !t.Buffered
+	}
+	return t.StreamsUpTo == 0 || size <= t.StreamsUpTo
 }
 
 // How the streams of this package write, in Transport.Writes.

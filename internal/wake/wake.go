@@ -53,7 +53,19 @@ type Waiter struct {
 	// rather than an atomic.Int32, so that NewWaiter can return a value.)
 	pw     *pollWait
 	polled int32
+	// lastPark is when this waiter's last park, or the yield that took
+	// its place, ended (sys.Nanotime); 0 before the first. A cold wait
+	// soon after one yields the CPU before it parks (see Wait).
+	lastPark int64
+	// yield gives the CPU away for a moment: sys.YieldCPU; tests replace
+	// it.
+	yield func()
 }
+
+// yieldWithin is how soon after its last park a cold wait yields the CPU
+// before parking. Links used less often than that measured slower with
+// the yield (docs/wakeup.md, "Yield before a cold park").
+const yieldWithin = 500 * time.Microsecond
 
 // PollWith lets this waiter's waits go to the process's poller, which
 // polls ready for them: it must say what the ready of every Wait says
@@ -72,7 +84,7 @@ func (w *Waiter) Polls() bool { return w.pw.ready != nil }
 // side rang.
 func NewWaiter(bell *sys.Doorbell, spin time.Duration, end Sleeper, rung *atomic.Uint64) Waiter {
 	w := Waiter{bell: bell, end: end, warm: NewPolicy(spin, WarmPark), cold: NewPolicy(spin, ColdPark),
-		rung: rung, crowded: newCrowded(), pw: newPollWait()}
+		rung: rung, crowded: newCrowded(), pw: newPollWait(), yield: sys.YieldCPU}
 	w.pw.nudge = bell.Nudge
 	if rung != nil {
 		w.seenRung = rung.Load()
@@ -144,6 +156,22 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 			return err
 		}
 	}
+	// A cold wait follows a ring of a peer that was asleep, and the kernel
+	// often runs that peer on this CPU, behind us. Parked, we would let it
+	// run only after our park's own work, and its answer would then wake
+	// us on the other, idle CPU: tens of microseconds on the VMs measured
+	// (docs/wakeup.md). Yielding first lets it run now, as a socket's
+	// synchronous wake-up does; if it answers before we are back, neither
+	// side sleeps. The catch is not recorded: it says what a yield is
+	// worth, not a spin.
+	if p == &w.cold && w.lastPark != 0 && start-w.lastPark < int64(yieldWithin) {
+		w.yield()
+		if ok, err := ready(); ok || err != nil {
+			w.lastPark = sys.Nanotime()
+			return err
+		}
+	}
+	defer func() { w.lastPark = sys.Nanotime() }()
 	w.end.Sleep()
 	defer w.end.Awake()
 	if ok, err := ready(); ok || err != nil {

@@ -219,3 +219,66 @@ func TestCrowdedSpinParks(t *testing.T) {
 		t.Errorf("Sleeps = %d, want 1: a crowded spin parks", w.Sleeps)
 	}
 }
+
+// TestColdWaitYieldsFirst: a cold wait soon after the waiter last parked
+// gives the CPU away before parking, and if the condition came true
+// meanwhile (the peer ran on our CPU and answered) returns without
+// announcing a sleep; a warm wait, or a cold one long after the last
+// park, parks as before.
+func TestColdWaitYieldsFirst(t *testing.T) {
+	var rung atomic.Uint64
+	bell := newBell(t)
+	end := &flagEnd{}
+	w := NewWaiter(bell, -1, end, &rung) // no spin: every wait reaches the park
+	var yields atomic.Int32
+	var answered atomic.Bool // set by the "peer" during a yield
+	w.yield = func() {
+		yields.Add(1)
+		answered.Store(true)
+	}
+	var announced atomic.Bool
+	ready := func() (bool, error) {
+		announced.Store(announced.Load() || end.sleeping.Load())
+		return answered.Load(), nil
+	}
+	// A deadline, so that a wait that parks by mistake returns, and fails
+	// the checks below, rather than hanging the test.
+	soon := func() time.Time { return time.Now().Add(2 * time.Second) }
+	wait := func(what string, cold bool) {
+		t.Helper()
+		if cold {
+			rung.Add(1)
+		}
+		if err := w.Wait(context.Background(), soon, ready, noStop); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	// The first cold wait has no park before it: it parks, and is rung.
+	go func() {
+		until(end.sleeping.Load)
+		bell.Ring()
+	}()
+	wait("first cold wait", true)
+	if yields.Load() != 0 || w.Sleeps != 1 {
+		t.Fatalf("first cold wait: %d yields, %d sleeps; want a park without a yield", yields.Load(), w.Sleeps)
+	}
+
+	announced.Store(false)
+	wait("cold wait right after a park", true)
+	if yields.Load() != 1 || w.Sleeps != 1 || announced.Load() {
+		t.Fatalf("cold wait right after a park: %d yields, %d sleeps, sleep announced %v; want one yield and no sleep",
+			yields.Load(), w.Sleeps, announced.Load())
+	}
+
+	wait("warm wait", false) // answered already: the re-check after the announcement catches it
+	if yields.Load() != 1 {
+		t.Fatalf("warm wait yielded")
+	}
+
+	w.lastPark = sys.Nanotime() - 2*int64(yieldWithin)
+	wait("cold wait long after the last park", true)
+	if yields.Load() != 1 {
+		t.Fatalf("cold wait %v after the last park yielded", 2*yieldWithin)
+	}
+}

@@ -5,6 +5,7 @@ package shmlink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -145,4 +146,19 @@ func TestErrorsMatch(t *testing.T) {
 	checkErr(t, "second listener close", l.Close(), net.ErrClosed)
 	_, err = Probe(ctx, "errs")
 	checkErr(t, "probe of a closed name", err, ErrNoServer)
+}
+
+// TestStatusFailedWithTheError: from the moment the link's failure is
+// recorded, which a read or write may return at once, Status says failed,
+// even before the session's own state has followed.
+func TestStatusFailedWithTheError(t *testing.T) {
+	c, _ := localPair(t, "status-failed")
+	if st := c.Status(); st != StatusConnected {
+		t.Fatalf("status %v, want connected", st)
+	}
+	err := fmt.Errorf("%w: test", ErrCorrupt)
+	c.ep.failErr.Store(&err) // what fail does first
+	if st := c.Status(); st != StatusFailed {
+		t.Fatalf("status %v after the failure was recorded, want failed", st)
+	}
 }

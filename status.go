@@ -41,7 +41,15 @@ func (s Status) String() string {
 }
 
 // Status returns the link's current status.
-func (c *Conn) Status() Status { return c.status() }
+func (c *Conn) Status() Status {
+	st := c.status()
+	if st == StatusConnected && c.ep.failErr.Load() != nil {
+		// fail has recorded the error, which a read or write may already
+		// have returned; the session's state follows it a moment later.
+		return StatusFailed
+	}
+	return st
+}
 
 func (s *session) status() Status {
 	switch s.state.Load() {

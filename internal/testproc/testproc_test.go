@@ -276,6 +276,9 @@ func TestCleanup(t *testing.T) {
 		}
 		p.Stdout.Expect(t, "ready")
 	})
+	if p == nil {
+		return // the child did not start: the subtest has failed already
+	}
 	if grandchild != 0 {
 		if g, err := os.FindProcess(grandchild); err == nil {
 			defer g.Kill()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,6 +224,28 @@ func (c *Conn) write(pkt []byte) error {
 // port, which only knows its own operations. A write to a pipe with room
 // completes at once; one that waits for the peer to read blocks this
 // thread until the peer reads, the deadline passes or Close.
+// cancelWrite cancels the pending write ov, of pkt, signalled on ev, and
+// reports whether it ended: until it does, the system may still write to
+// ov and read pkt. Windows ends a cancelled write at once; Wine once never
+// did (a CI run of TestSendToPeerNotReading hung ten minutes in a wait for
+// it), so after about a second the wait goes on in a goroutine that keeps
+// the three alive and closes ev at the end, and the caller returns.
+func (c *Conn) cancelWrite(ov *windows.Overlapped, ev windows.Handle, pkt []byte) bool {
+	for range 20 {
+		windows.CancelIoEx(c.h, ov)
+		if r, _ := windows.WaitForSingleObject(ev, 50); r == windows.WAIT_OBJECT_0 {
+			return true
+		}
+	}
+	go func() {
+		var n uint32
+		windows.GetOverlappedResult(c.h, ov, &n, true)
+		windows.CloseHandle(ev)
+		runtime.KeepAlive(pkt)
+	}()
+	return false
+}
+
 func (c *Conn) writeFile(pkt []byte) error {
 	if c.wclose.Load() {
 		return &os.PathError{Op: "write", Path: c.f.Name(), Err: os.ErrClosed}
@@ -231,10 +254,15 @@ func (c *Conn) writeFile(pkt []byte) error {
 	if err != nil {
 		return fmt.Errorf("send: CreateEvent: %w", err)
 	}
-	defer windows.CloseHandle(ev)
-	ov := windows.Overlapped{HEvent: ev | 1}
+	ov := &windows.Overlapped{HEvent: ev | 1}
+	owned := true // ev, ov and pkt are ours again: no write of them is pending
+	defer func() {
+		if owned {
+			windows.CloseHandle(ev)
+		}
+	}()
 	var n uint32
-	err = windows.WriteFile(c.h, pkt, &n, &ov)
+	err = windows.WriteFile(c.h, pkt, &n, ov)
 	if errors.Is(err, windows.ERROR_IO_PENDING) {
 		// The peer is not reading. Wait in slices, so that Close and the
 		// deadline end the wait: nothing else would.
@@ -252,8 +280,7 @@ func (c *Conn) writeFile(pkt []byte) error {
 				late = os.ErrClosed
 			}
 			if late != nil {
-				windows.CancelIoEx(c.h, &ov)
-				windows.GetOverlappedResult(c.h, &ov, &n, true)
+				owned = c.cancelWrite(ov, ev, pkt)
 				return &os.PathError{Op: "write", Path: c.f.Name(), Err: late}
 			}
 			r, _ := windows.WaitForSingleObject(ev, uint32(slice.Milliseconds())+1)
@@ -261,7 +288,7 @@ func (c *Conn) writeFile(pkt []byte) error {
 				break
 			}
 		}
-		err = windows.GetOverlappedResult(c.h, &ov, &n, false)
+		err = windows.GetOverlappedResult(c.h, ov, &n, false)
 	}
 	switch {
 	case err != nil && c.wclose.Load():

@@ -22,15 +22,7 @@ var RoundTripBaseline = workload.Plain.Name
 
 // Shmlink is a shmlink link whose rings have ring bytes (0: the default).
 func Shmlink(ring int) *workload.Transport {
-	cfg := &shmlink.Config{RingSize: ring}
-	t := workload.PathTransport(Subject,
-		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
-		func(l *shmlink.Listener) (*batchConn, error) { return newBatchConn(l.AcceptConn()) },
-		func(path string) (*batchConn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return newBatchConn(shmlink.Dial(ctx, path, cfg))
-		})
+	t := linkTransport(Subject, ring, newBatchConn)
 	// shmlink's best APIs for a stream: WriteMessages for small
 	// messages, BufferMessage for the rest, one publish per batch. Round
 	// trips flush every message, so they are a WriteMessages of one. Reads
@@ -49,17 +41,23 @@ const BatchName = Subject + "-batch"
 // WriteMessage, as Shmlink's), nor streams of messages over 4 KiB: for
 // those Shmlink's BufferMessage hands the ring one message at a time too.
 func ShmlinkBatch(ring int) *workload.Transport {
-	cfg := &shmlink.Config{RingSize: ring}
-	t := workload.PathTransport(BatchName,
-		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
-		(*shmlink.Listener).AcceptConn,
-		func(path string) (*shmlink.Conn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return shmlink.Dial(ctx, path, cfg)
-		})
+	t := linkTransport(BatchName, ring, func(c *shmlink.Conn, err error) (*shmlink.Conn, error) { return c, err })
 	t.Writes, t.Buffered, t.StreamsUpTo = "batch in hand", true, workload.CopyMax
 	return t
+}
+
+// linkTransport is a transport of links with rings of ring bytes, each
+// Conn, accepted or dialled, passed through wrap.
+func linkTransport[C workload.Conn](name string, ring int, wrap func(*shmlink.Conn, error) (C, error)) *workload.Transport {
+	cfg := &shmlink.Config{RingSize: ring}
+	return workload.PathTransport(name,
+		func(path string) (*shmlink.Listener, error) { return shmlink.Listen(path, cfg) },
+		func(l *shmlink.Listener) (C, error) { return wrap(l.AcceptConn()) },
+		func(path string) (C, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return wrap(shmlink.Dial(ctx, path, cfg))
+		})
 }
 
 // batchConn gathers the small messages of a batch, as a buffered socket

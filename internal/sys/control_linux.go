@@ -105,7 +105,7 @@ func (c *Conn) Send(b []byte, hs ...Handle) error {
 // Conn, the application's Accept, its first read) kept a client it had
 // just answered waiting 50-70 µs (docs/wakeup.md, Dial). sched_yield lets
 // the reader run now.
-func (c *Conn) YieldToPeer() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+func (c *Conn) YieldToPeer() { YieldCPU() }
 
 // Recv reads one packet into b and returns its length and the handles it
 // carried, at most maxHandles: a packet with more is refused with

@@ -224,28 +224,6 @@ func (c *Conn) write(pkt []byte) error {
 // port, which only knows its own operations. A write to a pipe with room
 // completes at once; one that waits for the peer to read blocks this
 // thread until the peer reads, the deadline passes or Close.
-// cancelWrite cancels the pending write ov, of pkt, signalled on ev, and
-// reports whether it ended: until it does, the system may still write to
-// ov and read pkt. Windows ends a cancelled write at once; Wine once never
-// did (a CI run of TestSendToPeerNotReading hung ten minutes in a wait for
-// it), so after about a second the wait goes on in a goroutine that keeps
-// the three alive and closes ev at the end, and the caller returns.
-func (c *Conn) cancelWrite(ov *windows.Overlapped, ev windows.Handle, pkt []byte) bool {
-	for range 20 {
-		windows.CancelIoEx(c.h, ov)
-		if r, _ := windows.WaitForSingleObject(ev, 50); r == windows.WAIT_OBJECT_0 {
-			return true
-		}
-	}
-	go func() {
-		var n uint32
-		windows.GetOverlappedResult(c.h, ov, &n, true)
-		windows.CloseHandle(ev)
-		runtime.KeepAlive(pkt)
-	}()
-	return false
-}
-
 func (c *Conn) writeFile(pkt []byte) error {
 	if c.wclose.Load() {
 		return &os.PathError{Op: "write", Path: c.f.Name(), Err: os.ErrClosed}
@@ -299,6 +277,28 @@ func (c *Conn) writeFile(pkt []byte) error {
 		return fmt.Errorf("send: short write of %d of %d bytes", n, len(pkt))
 	}
 	return nil
+}
+
+// cancelWrite cancels the pending write ov, of pkt, signalled on ev, and
+// reports whether it ended: until it does, the system may still write to
+// ov and read pkt. Windows ends a cancelled write at once; Wine once never
+// did (a CI run of TestSendToPeerNotReading hung ten minutes in a wait for
+// it), so after about a second the wait goes on in a goroutine that keeps
+// the three alive and closes ev at the end, and the caller returns.
+func (c *Conn) cancelWrite(ov *windows.Overlapped, ev windows.Handle, pkt []byte) bool {
+	for range 20 {
+		windows.CancelIoEx(c.h, ov)
+		if r, _ := windows.WaitForSingleObject(ev, 50); r == windows.WAIT_OBJECT_0 {
+			return true
+		}
+	}
+	go func() {
+		var n uint32
+		windows.GetOverlappedResult(c.h, ov, &n, true)
+		windows.CloseHandle(ev)
+		runtime.KeepAlive(pkt)
+	}()
+	return false
 }
 
 // YieldToPeer does nothing here: the Linux socket's wake-up of a reader on

@@ -164,14 +164,14 @@ func (w *Waiter) Wait(ctx context.Context, deadline func() time.Time, ready func
 	// synchronous wake-up does; if it answers before we are back, neither
 	// side sleeps. The catch is not recorded: it says what a yield is
 	// worth, not a spin.
-	if p == &w.cold && w.lastPark != 0 && start-w.lastPark < int64(yieldWithin) {
+	yield := p == &w.cold && w.lastPark != 0 && start-w.lastPark < int64(yieldWithin)
+	defer func() { w.lastPark = sys.Nanotime() }()
+	if yield {
 		w.yield()
 		if ok, err := ready(); ok || err != nil {
-			w.lastPark = sys.Nanotime()
 			return err
 		}
 	}
-	defer func() { w.lastPark = sys.Nanotime() }()
 	w.end.Sleep()
 	defer w.end.Awake()
 	if ok, err := ready(); ok || err != nil {
